@@ -1,0 +1,1 @@
+"""The policy, evaluation, the demo and the inference server."""

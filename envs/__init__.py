@@ -1,0 +1,1 @@
+"""Gymnasium environments on MuJoCo: our instruction-following tabletop suite and benchmark adapters."""

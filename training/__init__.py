@@ -1,0 +1,1 @@
+"""The training pipeline: task generators, mixture of denoisers, packing, Lightning modules."""
