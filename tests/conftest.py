@@ -31,3 +31,30 @@ def _offline_wandb(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path_factory.getbasetemp()))
     monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+TINY_TEXTS = [
+    "reach the red cube",
+    "push the blue ball to the left",
+    "pick up the green cube and place it in the bowl",
+    "stack the yellow cube on the red cube",
+    "open the drawer",
+    "press the blue button",
+    "Describe the image. A red cube and a blue ball on a table.",
+    "Locate the red cube. What colour is the ball?",
+] * 4
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """An untrained tiny checkpoint (every file a real one has) for the 4-D tabletop action space."""
+    import numpy as np
+
+    from agent.checkpoints import build_untrained_checkpoint
+
+    return build_untrained_checkpoint(
+        tmp_path_factory.mktemp("tiny_checkpoint"),
+        TINY_TEXTS,
+        -np.ones(4, np.float32),
+        np.ones(4, np.float32),
+    )

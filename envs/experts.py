@@ -1,0 +1,197 @@
+"""Scripted experts for the tabletop tasks: privileged state machines over waypoints.
+
+Each expert reads the true scene (``env.unwrapped.scene``) and the episode's target, and moves the
+grasp point towards the current waypoint with a saturated proportional law; a phase ends when its
+waypoint is reached. ``get_expert(env)`` also serves the Meta-World and Fetch adapters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.scene import CUBE_HALF
+
+HOVER = 0.08  # height above a grasp point to approach from (m)
+CARRY = 0.12  # carrying height above the table (m)
+REACHED = 0.006  # waypoint tolerance (m)
+
+
+class TabletopExpert:
+    """Waypoint follower: ``plan`` yields (grasp-point goal, gripper closed?, hold steps) waypoints."""
+
+    def __init__(self, env):
+        self.env = env
+        self.reset()
+
+    def reset(self) -> None:
+        self._plan = None
+        self._hold = 0
+
+    @property
+    def scene(self):
+        return self.env.unwrapped.scene
+
+    @property
+    def target(self) -> dict:
+        return self.env.unwrapped.episode.target
+
+    def act(self, obs=None) -> np.ndarray:
+        if self._plan is None:
+            self._plan = self.plan()
+            self._waypoint = next(self._plan, None)
+        while self._waypoint is not None:
+            goal, close, hold = self._waypoint
+            goal = goal() if callable(goal) else goal
+            err = goal - self.scene.grasp_pos()
+            if np.linalg.norm(err) > REACHED or self._hold < hold:
+                if np.linalg.norm(err) <= REACHED:
+                    self._hold += 1
+                return self._action(err, close)
+            self._hold = 0
+            self._waypoint = next(self._plan, None)
+        return self._action(np.zeros(3), self.scene.gripper_closed)
+
+    def _action(self, err: np.ndarray, close: bool) -> np.ndarray:
+        move = np.clip(err / self.scene.max_delta, -1.0, 1.0)
+        return np.concatenate([move, [1.0 if close else -1.0]]).astype(np.float32)
+
+    def plan(self):
+        raise NotImplementedError
+
+    # Waypoint helpers ------------------------------------------------------
+    def _above(self, xyz, height=HOVER):
+        return np.array([xyz[0], xyz[1], max(xyz[2] + height, CARRY)])
+
+    def _pick(self, body):
+        p = self.scene.grasp_point(body)
+        yield self._above(p), False, 0
+        yield p, False, 0
+        yield p, True, 2
+        yield self._above(p, CARRY), True, 0
+
+
+class ReachExpert(TabletopExpert):
+    def plan(self):
+        body = self.target["object"]
+        p = self.scene.grasp_point(body)
+        yield self._above(p, 0.05), False, 0
+        yield (lambda: self.scene.grasp_point(body)), False, 5
+
+
+class PickPlaceExpert(TabletopExpert):
+    def plan(self):
+        yield from self._pick(self.target["object"])
+        c = self.scene.body_pos(self.target["container"])
+        yield np.array([c[0], c[1], CARRY]), True, 0
+        yield np.array([c[0], c[1], 0.07]), True, 0
+        yield np.array([c[0], c[1], 0.07]), False, 3
+        yield np.array([c[0], c[1], CARRY]), False, 20
+
+
+class StackExpert(TabletopExpert):
+    def plan(self):
+        yield from self._pick(self.target["top"])
+        b = self.scene.body_pos(self.target["bottom"])
+        yield np.array([b[0], b[1], CARRY]), True, 0
+        yield np.array([b[0], b[1], b[2] + 2 * CUBE_HALF + 0.004]), True, 2
+        yield np.array([b[0], b[1], b[2] + 2 * CUBE_HALF + 0.004]), False, 2
+        yield np.array([b[0], b[1], CARRY]), False, 20
+
+
+class DrawerExpert(TabletopExpert):
+    def plan(self):
+        h = self.scene.grasp_point("drawer")
+        yield self._above(h, 0.05), False, 0
+        yield h, False, 0
+        yield h, True, 2
+        goal_q = 0.14 if self.target["open"] else 0.0
+        shift = goal_q - self.scene.drawer_qpos()  # the drawer slides along -y as it opens
+        end = h + np.array([0.0, -shift, 0.0])
+        yield end, True, 3
+        yield end, False, 2
+        yield end + np.array([0, 0, 0.06]), False, 20
+
+
+class ButtonExpert(TabletopExpert):
+    def plan(self):
+        cap = self.scene.body_pos(self.target["button"] + "_cap")
+        top = cap[2] + 0.008
+        # Closed fingers reach 0.015 m below the grasp point; press them 0.012 m into the cap.
+        yield np.array([cap[0], cap[1], top + 0.06]), True, 0
+        yield np.array([cap[0], cap[1], top + 0.015 - 0.012]), True, 5
+        yield np.array([cap[0], cap[1], top + 0.06]), True, 20
+
+
+class PushExpert(TabletopExpert):
+    """Pushes from behind the object along the line to the pad, re-approaching when it drifts off line."""
+
+    BEHIND = CUBE_HALF + 0.012  # grasp point distance behind the cube centre, fingers closed
+    LOW = 0.02
+
+    def act(self, obs=None) -> np.ndarray:
+        s = self.scene
+        obj = s.body_pos(self.target["object"])[:2]
+        goal = s.body_pos(self.target["place"])[:2]
+        to_goal = goal - obj
+        dist = np.linalg.norm(to_goal)
+        hand = s.grasp_pos()
+        if dist < 0.015:  # there: back off upwards
+            return self._action(np.array([0, 0, CARRY]) - np.r_[0, 0, hand[2]] * np.r_[0, 0, 1], True)
+        d = to_goal / dist
+        behind = obj - d * (self.BEHIND + 0.015)
+        rel = hand[:2] - obj
+        along = rel @ d  # negative: behind the object
+        lateral = rel - along * d
+        on_line = np.linalg.norm(lateral) < 0.012 and -self.BEHIND - 0.03 < along < -self.BEHIND + 0.012
+        if hand[2] > self.LOW + 0.01 or not on_line:
+            if not on_line and hand[2] < 0.06 and np.linalg.norm(hand[:2] - behind) > 0.01:
+                # off the line while low: rise before moving sideways, so as not to sweep the cube
+                return self._action(np.array([0, 0, 0.07 - hand[2]]), True)
+            if np.linalg.norm(hand[:2] - behind) > 0.008:
+                return self._action(np.r_[behind - hand[:2], max(0.07, self.LOW) - hand[2]], True)
+            return self._action(np.r_[behind - hand[:2], self.LOW - hand[2]], True)
+        # on the line and low: push towards the goal, steering back onto the line
+        step = min(dist, 0.012)
+        target = hand[:2] + d * step - lateral * 0.5
+        return self._action(np.r_[target - hand[:2], self.LOW - hand[2]] * 1.0, True)
+
+
+EXPERTS = {
+    "reach": ReachExpert,
+    "push": PushExpert,
+    "pick_place": PickPlaceExpert,
+    "stack": StackExpert,
+    "drawer": DrawerExpert,
+    "button": ButtonExpert,
+}
+
+
+class _PerEpisode:
+    """Dispatches to the expert of the task drawn this episode (for ``uio2/Tabletop-v0``)."""
+
+    def __init__(self, env):
+        self.env = env
+        self._expert = None
+        self._episode = None
+
+    def reset(self) -> None:
+        self._expert = None
+
+    def act(self, obs=None) -> np.ndarray:
+        u = self.env.unwrapped
+        if self._expert is None or self._episode is not u.episode:
+            self._expert = EXPERTS[u.task.name](self.env)
+            self._episode = u.episode
+        return self._expert.act(obs)
+
+
+def get_expert(env):
+    """The scripted expert for ``env`` (our suite, a Meta-World or a Fetch adapter): ``reset()``, ``act(obs)``."""
+    u = env.unwrapped
+    from envs.tabletop import TabletopEnv
+
+    if isinstance(u, TabletopEnv):
+        return _PerEpisode(env)
+    if hasattr(u, "expert"):
+        return u.expert()
+    raise ValueError(f"no scripted expert for {type(u).__name__}; expected a uio2 tabletop, Meta-World or Fetch env")

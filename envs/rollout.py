@@ -1,0 +1,79 @@
+"""Recording one expert episode: frames per camera, state, action, instruction, speech, annotations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Episode:
+    """One demonstration; row t holds the observation at t and the action taken from it.
+
+    frames: camera -> (T, H, W, 3) uint8; state: (T, S) float32; action: (T, D) float32;
+    reward: (T,) float32; annotations: T dicts camera -> ``env.annotations(camera)`` (or empty);
+    speech: (65536,) float32 16 kHz; success: whether the episode ended in success.
+    """
+
+    frames: dict[str, np.ndarray]
+    state: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    instruction: str
+    speech: np.ndarray
+    success: bool
+    task: str = ""
+    env_id: str = ""
+    seed: int | None = None
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+
+def record_episode(env, expert, seed: int | None = None, max_steps: int | None = None,
+                   annotate: bool = True) -> Episode:
+    """Roll out ``expert`` in ``env`` from ``reset(seed=seed)`` until it terminates, truncates or hits ``max_steps``.
+
+    Works with any env of the observation contract; annotations are recorded where the env
+    provides ``annotations(camera)`` and ``annotate`` is set.
+    """
+    obs, info = env.reset(seed=seed)
+    expert.reset()
+    u = env.unwrapped
+    cams = list(obs["images"])
+    can_annotate = annotate and hasattr(u, "annotations")
+    limit = max_steps or getattr(env.spec, "max_episode_steps", None) or getattr(u, "max_episode_steps", 500)
+    frames: dict[str, list[np.ndarray]] = {c: [] for c in cams}
+    states, actions, rewards, annotations = [], [], [], []
+    success = False
+    for _ in range(limit):
+        for c in cams:
+            frames[c].append(obs["images"][c])
+        states.append(obs["state"])
+        if can_annotate:
+            annotations.append({c: u.annotations(c) for c in cams})
+        action = np.asarray(expert.act(obs), dtype=np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        rewards.append(reward)
+        success = success or bool(info.get("is_success", False))
+        if terminated or truncated:
+            break
+    return Episode(
+        frames={c: np.stack(v) for c, v in frames.items()},
+        state=np.stack(states).astype(np.float32),
+        action=np.stack(actions).astype(np.float32),
+        reward=np.asarray(rewards, dtype=np.float32),
+        instruction=obs["instruction"],
+        speech=np.asarray(obs["speech"], dtype=np.float32),
+        success=success,
+        task=getattr(getattr(u, "task", None), "name", "") or getattr(u, "task_name", "") or "",
+        env_id=env.spec.id if env.spec else "",
+        seed=seed,
+        annotations=annotations,
+        meta={k: info[k] for k in ("voice", "speed") if k in info},
+    )

@@ -1,0 +1,192 @@
+"""ModelConfig: every size and switch of the Unified-IO 2-style model, as one typed dataclass.
+
+``ModelConfig.preset(name)`` gives the CPU sizes (tiny, small, base) and the paper's sizes
+(L 1.1B, XL 3.2B, XXL 6.8B). Overrides go through ``dataclasses.replace`` or
+``training.config.load_config`` (``model.d_model=192``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PRESETS = ("tiny", "small", "base", "L", "XL", "XXL")
+
+
+@dataclass
+class ModelConfig:
+    # Transformer (encoder-decoder, pre-norm RMSNorm, gated-SiLU MLP, no biases).
+    d_model: int = 128
+    n_heads: int = 4
+    head_dim: int = 32
+    mlp_dim: int = 384
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-6
+    z_loss: float = 1e-4
+    dropout: float = 0.0
+    # UIO-2 scores each target modality against its own table tied to the decoder's input
+    # embedding; False adds separate output tables (the paper's parameter counts need them).
+    tie_output_embeddings: bool = True
+
+    # Vocabulary segment sizes (model/vocabulary.py lays them out).
+    text_vocab_size: int = 1024
+    location_bins: int = 1000
+    action_bins: int = 256
+    num_sentinels: int = 100
+    image_codebook_size: int = 1024
+    audio_codebook_size: int = 1024
+
+    # Image input: a ViT trained from scratch; features of its 2nd and penultimate layers are
+    # concatenated and projected (UIO-2). No absolute positions: 2D RoPE inside the ViT too.
+    image_size: int = 64
+    patch_size: int = 16
+    vit_dim: int = 96
+    vit_layers: int = 4
+    vit_heads: int = 3
+    vit_mlp_dim: int = 256
+    # Fraction of image patches the encoder keeps while training (UIO-2 subsamples patches).
+    image_patch_keep: float = 1.0
+
+    # Audio input: log-mel (model/audio.py: 128 mels x 256 frames) cut into 16x16 patches for an AST.
+    audio_mels: int = 128
+    audio_frames: int = 256
+    audio_patch_size: int = 16
+    ast_dim: int = 96
+    ast_layers: int = 3
+    ast_heads: int = 3
+    ast_mlp_dim: int = 256
+    audio_patch_keep: float = 1.0
+
+    # History (video / audio history) through a perceiver resampler with scaled cosine attention.
+    resampler_layers: int = 2
+    resampler_heads: int = 4
+    image_history_latents: int = 32
+    audio_history_latents: int = 16
+    max_image_history: int = 4
+    max_audio_history: int = 2
+
+    # Robot state: zero-padded to max_state_dim and projected to one encoder token.
+    max_state_dim: int = 32
+
+    # Targets.
+    max_text_target_len: int = 64
+    image_target_size: int = 64  # pixels of a target image handed to the image VQ-GAN
+    image_target_tokens: int = 64  # codes per target image (VQ-GAN f=8: (64/8)^2)
+    audio_target_tokens: int = 512  # codes per target audio clip (VQ-GAN f=8 on 128 x 256: 16 x 32)
+    action_chunk_size: int = 4  # K future steps; a chunk is K x D action tokens
+    max_encoder_len: int = 512  # packed row length (encoder)
+    max_decoder_len: int = 576  # packed row length (decoder): fits one audio target (512)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field whose value cannot work."""
+        if self.n_heads * self.head_dim <= 0 or self.head_dim % 4:
+            raise ValueError(f"head_dim must be a positive multiple of 4 (2D RoPE), got {self.head_dim}")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
+        if self.audio_mels % self.audio_patch_size or self.audio_frames % self.audio_patch_size:
+            raise ValueError(
+                f"audio ({self.audio_mels} mels x {self.audio_frames} frames) must be a multiple of "
+                f"audio_patch_size {self.audio_patch_size}"
+            )
+        for name in ("vit_layers", "ast_layers"):
+            if getattr(self, name) < 3:
+                raise ValueError(f"{name} must be >= 3 (2nd + penultimate features), got {getattr(self, name)}")
+        for name in ("vit", "ast"):
+            dim, heads = getattr(self, f"{name}_dim"), getattr(self, f"{name}_heads")
+            if dim % heads or (dim // heads) % 4:
+                raise ValueError(f"{name}_dim {dim} must split into {heads} heads of a multiple of 4")
+        longest = max(self.image_target_tokens, self.audio_target_tokens, self.max_text_target_len)
+        if self.max_decoder_len < longest:
+            raise ValueError(f"max_decoder_len {self.max_decoder_len} must hold the longest target ({longest} tokens)")
+        for name in ("image_patch_keep", "audio_patch_keep"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+
+    @property
+    def image_grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def audio_grid(self) -> tuple[int, int]:
+        """(rows over mel bins, columns over time) of the AST patch grid."""
+        return self.audio_mels // self.audio_patch_size, self.audio_frames // self.audio_patch_size
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> ModelConfig:
+        """A named configuration (tiny/small/base/L/XL/XXL), with keyword overrides."""
+        if name not in _PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; expected one of {PRESETS}")
+        return cls(**{**_PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig keys {unknown}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# ViT-B/16 and an AST of the same size, as UIO-2 uses, for the paper's sizes.
+_VIT_B = dict(vit_dim=768, vit_layers=12, vit_heads=12, vit_mlp_dim=3072)
+_AST_B = dict(ast_dim=768, ast_layers=12, ast_heads=12, ast_mlp_dim=3072)
+_PAPER = dict(
+    text_vocab_size=32000,
+    num_sentinels=200,
+    image_codebook_size=16384,
+    audio_codebook_size=8192,
+    image_size=384,
+    image_target_size=256,
+    image_target_tokens=1024,
+    audio_target_tokens=512,
+    encoder_layers=24,
+    decoder_layers=24,
+    resampler_heads=8,
+    max_image_history=4,
+    max_audio_history=2,
+    max_text_target_len=512,
+    max_encoder_len=864,
+    max_decoder_len=1280,
+    **_VIT_B,
+    **_AST_B,
+)
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # Trains in minutes on 2 CPU cores: 16 image patches, a 1k BPE, 2+2 layers.
+    "tiny": dict(),
+    "small": dict(
+        d_model=256, n_heads=4, head_dim=64, mlp_dim=768, encoder_layers=4, decoder_layers=4,
+        text_vocab_size=4096, image_size=96, vit_dim=192, vit_layers=5, vit_heads=3, vit_mlp_dim=512,
+        ast_dim=192, ast_layers=4, ast_heads=3, ast_mlp_dim=512, image_target_size=96,
+        image_target_tokens=144, max_encoder_len=640, max_decoder_len=640,
+    ),
+    "base": dict(
+        d_model=512, n_heads=8, head_dim=64, mlp_dim=1408, encoder_layers=8, decoder_layers=8,
+        text_vocab_size=32000, num_sentinels=200, image_codebook_size=8192, audio_codebook_size=4096,
+        image_size=224, vit_dim=384, vit_layers=8, vit_heads=6, vit_mlp_dim=1536, ast_dim=384,
+        ast_layers=6, ast_heads=6, ast_mlp_dim=1536, resampler_heads=8, image_target_size=128,
+        image_target_tokens=256, audio_target_tokens=512, max_text_target_len=256,
+        max_encoder_len=864, max_decoder_len=768,
+    ),
+    "L": dict(d_model=1024, n_heads=16, head_dim=64, mlp_dim=2816, tie_output_embeddings=False, **_PAPER),
+    "XL": dict(d_model=2048, n_heads=16, head_dim=128, mlp_dim=5120, tie_output_embeddings=False, **_PAPER),
+    "XXL": dict(d_model=3072, n_heads=24, head_dim=128, mlp_dim=8192, tie_output_embeddings=False, **_PAPER),
+}

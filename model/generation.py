@@ -1,0 +1,170 @@
+"""Generation: constrained, fixed-length or EOS-terminated decoding with a KV cache.
+
+Each step scores only the requested modality's slice of the output table, so a text request
+can only emit text/location/sentinel tokens (or EOS), an action request only action bins, and
+so on: constrained decoding cannot leave the modality. Actions, images and audio decode a fixed
+number of tokens (K x D, the VQ-GAN's grid). Classifier-free guidance (images, UIO-2):
+(1 + a) * logp(cond) - a * logp(uncond).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from model.layers import rope_angles
+from model.packing import DEC_MODALITY, collate
+from model.vocabulary import BOS_ID, EOS_ID, TARGET_MODALITIES
+
+GENERIC_IMAGE_PROMPT = "An image."  # the unconditional prompt for classifier-free guidance
+
+
+def to_device(batch: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def sample_next(
+    logp: torch.Tensor, do_sample: bool, temperature: float, top_p: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """(B, V) log-probabilities -> (B,) indices: greedy, or temperature + nucleus (top-p) sampling."""
+    if not do_sample or temperature <= 0:
+        return logp.argmax(-1)
+    probs = F.softmax(logp / temperature, -1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
+        drop = sorted_p.cumsum(-1) - sorted_p > top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        choice = torch.multinomial(sorted_p / sorted_p.sum(-1, keepdim=True), 1, generator=generator)
+        return order.gather(-1, choice)[:, 0]
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+@torch.no_grad()
+def generate(
+    model,
+    batch: dict[str, Any],
+    target: str,
+    num_tokens: int | None = None,
+    max_new_tokens: int | None = None,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    use_cache: bool = True,
+    generator: torch.Generator | None = None,
+    guidance_scale: float = 0.0,
+    uncond_batch: dict[str, Any] | None = None,
+    return_logits: bool = False,
+):
+    """Decode ``target`` tokens for every row of a padded batch (collate(..., packed=False)).
+
+    Returns (B, T) global ids, and with ``return_logits`` also (B, T, segment) fp32 logits (after
+    guidance). Text stops at EOS (finished rows repeat EOS); other modalities decode exactly
+    ``num_tokens`` tokens (default: the config's image/audio target length).
+    """
+    if target not in TARGET_MODALITIES:
+        raise ValueError(f"unknown target modality {target!r}; expected one of {TARGET_MODALITIES}")
+    if len(batch["example_row"]) != batch["enc_ids"].shape[0]:
+        raise ValueError("generate needs one example per row: collate(..., packed=False)")
+    cfg = model.config
+    if target == "text":
+        steps = max_new_tokens or cfg.max_text_target_len
+    else:
+        default = {"image": cfg.image_target_tokens, "audio": cfg.audio_target_tokens}.get(target)
+        steps = num_tokens or default
+        if steps is None:
+            raise ValueError("action decoding needs num_tokens = K * D (generate_from_examples sets it)")
+    guided = guidance_scale > 0
+    if guided and uncond_batch is None:
+        raise ValueError("guidance_scale > 0 needs uncond_batch (the same inputs with a generic prompt)")
+
+    enc = model.encode(batch)
+    enc_seg = batch["enc_segment"]
+    if guided:
+        enc_u = model.encode(uncond_batch)
+        le = max(enc.shape[1], enc_u.shape[1])
+        enc = torch.cat([F.pad(enc, (0, 0, 0, le - enc.shape[1])), F.pad(enc_u, (0, 0, 0, le - enc_u.shape[1]))])
+        seg_u = uncond_batch["enc_segment"]
+        enc_seg = torch.cat([F.pad(enc_seg, (0, le - enc_seg.shape[1])), F.pad(seg_u, (0, le - seg_u.shape[1]))])
+    b2 = enc.shape[0]
+    b = b2 // 2 if guided else b2
+    device = enc.device
+    x_mask = (enc_seg != 0)[:, None, None, :]
+    cross_kv = [blk.cross_attn.project_kv(enc) for blk in model.decoder]
+    caches: list[dict] = [{} for _ in model.decoder]
+    modality = torch.full((b2, 1), DEC_MODALITY[target], device=device)
+    start, _ = model.vocab.output_range(target)
+    tokens = torch.full((b2, 1), BOS_ID, dtype=torch.long, device=device)
+    finished = torch.zeros(b, dtype=torch.bool, device=device)
+    all_logits = []
+    for step in range(steps):
+        if use_cache:
+            y = model.embed_decoder(tokens[:, -1:], modality)
+            pos = torch.full((b2, 1, 1), step, device=device)
+            mask = None
+        else:
+            # Full recomputation over the prefix (the baseline the KV cache is measured against).
+            n = tokens.shape[1]
+            y = model.embed_decoder(tokens, modality.expand(-1, n))
+            pos = torch.arange(n, device=device)[None, :, None].expand(b2, -1, -1)
+            mask = torch.ones(n, n, dtype=torch.bool, device=device).tril()[None, None]
+        angles = rope_angles(pos, torch.zeros(pos.shape[:2], dtype=torch.bool, device=device), cfg.head_dim, cfg.rope_base)
+        for blk, cache, kv in zip(model.decoder, caches, cross_kv):
+            y = blk(y, mask, angles, None, x_mask, cross_kv=kv, cache=cache if use_cache else None)
+        logits = model.logits(model.decoder_norm(y[:, -1]), target)
+        logp = F.log_softmax(logits, -1)
+        if guided:
+            logp = (1 + guidance_scale) * logp[:b] - guidance_scale * logp[b:]
+            logits = logp
+        if return_logits:
+            all_logits.append(logits[:b])
+        idx = sample_next(logp, do_sample, temperature, top_p, generator)
+        if target == "text":
+            idx = torch.where(finished, torch.full_like(idx, EOS_ID - start), idx)
+            finished |= idx == EOS_ID - start
+        nxt = (idx + start)[:, None]
+        tokens = torch.cat([tokens, nxt.repeat(2, 1) if guided else nxt], 1)
+        if target == "text" and bool(finished.all()):
+            break
+    out = tokens[:b, 1:]
+    if return_logits:
+        return out, torch.stack(all_logits, 1)
+    return out
+
+
+@torch.no_grad()
+def generate_from_examples(
+    model, processor, examples: list, target: str, guidance_scale: float = 0.0, **kwargs: Any
+) -> list:
+    """Examples (their targets are ignored) -> decoded outputs, one per example:
+    text -> str, action -> (K, D) float32, image -> (H, W, 3) uint8, audio -> (N,) float32 at 16 kHz."""
+    if target not in TARGET_MODALITIES:
+        raise ValueError(f"unknown target modality {target!r}; expected one of {TARGET_MODALITIES}")
+    cfg = model.config
+    device = next(model.parameters()).device
+    encoded = [processor.encode_inputs(e, target) for e in examples]
+    batch = to_device(collate(encoded, cfg, packed=False), device)
+    if target == "action":
+        if processor.action_tokenizer is None:
+            raise RuntimeError("action generation needs action statistics in the processor")
+        kwargs.setdefault("num_tokens", cfg.action_chunk_size * processor.action_tokenizer.dim)
+    if guidance_scale > 0:
+        uncond = [processor.encode_inputs(replace(e, text=GENERIC_IMAGE_PROMPT), target) for e in examples]
+        kwargs["uncond_batch"] = to_device(collate(uncond, cfg, packed=False), device)
+    was_training = model.training
+    model.eval()
+    try:
+        ids = generate(model, batch, target, guidance_scale=guidance_scale, **kwargs)
+    finally:
+        model.train(was_training)
+    ids = ids[0] if isinstance(ids, tuple) else ids
+    decode = {
+        "text": processor.decode_text,
+        "action": processor.decode_actions,
+        "image": processor.decode_image,
+        "audio": processor.decode_audio,
+    }[target]
+    return [decode(row.cpu().tolist()) for row in ids]

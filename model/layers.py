@@ -1,0 +1,205 @@
+"""Transformer building blocks: RMSNorm, RoPE (1D and 2D), attention with QK-norm, gated-SiLU MLP.
+
+All projections are bias-free (UIO-2, following T5/LLaMA). Attention goes through
+``F.scaled_dot_product_attention`` with boolean masks built from segment ids, in fp32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in fp32: bf16 mean-of-squares loses the small components.
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+
+
+# -- rotary position embeddings ---------------------------------------------------------------
+def rope_angles(pos: torch.Tensor, is_2d: torch.Tensor, head_dim: int, base: float = 10000.0) -> torch.Tensor:
+    """Rotation angles (..., head_dim / 2) per token.
+
+    1D tokens (text) rotate all head_dim/2 pairs by ``pos[..., 0]`` with the usual frequencies;
+    2D tokens (patches) rotate the first half of the pairs by the row ``pos[..., 0]`` and the second
+    half by the column ``pos[..., 1]``, each half with the frequencies of a head_dim/2 RoPE.
+    """
+    half = head_dim // 2
+    dev = pos.device
+    f1 = base ** (-torch.arange(0, half, device=dev, dtype=torch.float32) / half)
+    f2 = base ** (-torch.arange(0, half // 2, device=dev, dtype=torch.float32) / (half // 2))
+    p = pos.float()
+    a1 = p[..., :1] * f1
+    if p.shape[-1] == 1:  # 1D positions only
+        return a1
+    a2 = torch.cat([p[..., :1] * f2, p[..., 1:2] * f2], -1)
+    return torch.where(is_2d[..., None], a2, a1)
+
+
+def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (i, i + head_dim/2) of x (B, H, L, hd) by angles (B, L, hd/2)."""
+    cos, sin = angles.cos()[:, None], angles.sin()[:, None]
+    x1, x2 = x.float().chunk(2, -1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).to(x.dtype)
+
+
+# -- masks from segment ids -------------------------------------------------------------------
+def encoder_mask(seg: torch.Tensor) -> torch.Tensor:
+    """(B, L) segment ids -> (B, 1, L, L): attend within the same example. Padding queries attend
+    everywhere so that no softmax row is empty (their outputs are discarded)."""
+    m = seg[:, :, None] == seg[:, None, :]
+    return (m | (seg == 0)[:, :, None])[:, None]
+
+
+def decoder_mask(seg: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
+    """Causal, same example, and (UIO-2 dynamic masking) hidden keys visible only to themselves."""
+    n = seg.shape[1]
+    causal = torch.ones(n, n, dtype=torch.bool, device=seg.device).tril()
+    m = (seg[:, :, None] == seg[:, None, :]) & causal
+    if hidden is not None:
+        eye = torch.eye(n, dtype=torch.bool, device=seg.device)
+        m = m & (~hidden[:, None, :] | eye)
+    return (m | (seg == 0)[:, :, None])[:, None]
+
+
+def cross_mask(dec_seg: torch.Tensor, enc_seg: torch.Tensor) -> torch.Tensor:
+    m = dec_seg[:, :, None] == enc_seg[:, None, :]
+    return (m | (dec_seg == 0)[:, :, None])[:, None]
+
+
+# -- layers -----------------------------------------------------------------------------------
+class Attention(nn.Module):
+    """Multi-head attention with QK-norm (after projection, before RoPE), optional cross input."""
+
+    def __init__(self, dim: int, n_heads: int, head_dim: int, kv_dim: int | None = None, eps: float = 1e-6):
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, head_dim
+        inner = n_heads * head_dim
+        self.q = nn.Linear(dim, inner, bias=False)
+        self.k = nn.Linear(kv_dim or dim, inner, bias=False)
+        self.v = nn.Linear(kv_dim or dim, inner, bias=False)
+        self.o = nn.Linear(inner, dim, bias=False)
+        self.q_norm = RMSNorm(head_dim, eps)
+        self.k_norm = RMSNorm(head_dim, eps)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def project_kv(self, context: torch.Tensor, angles: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self.k_norm(self._heads(self.k(context)))
+        if angles is not None:
+            k = apply_rope(k, angles)
+        return k, self._heads(self.v(context))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        angles: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cache: dict | None = None,
+    ) -> torch.Tensor:
+        """Self-attention (context None), cross-attention (context, or precomputed ``kv``).
+
+        ``cache`` (self-attention only): a dict whose "k"/"v" grow by this call's keys and values.
+        """
+        q = self.q_norm(self._heads(self.q(x)))
+        if angles is not None:
+            q = apply_rope(q, angles)
+        if kv is None:
+            # RoPE on keys only in self-attention: encoder and decoder positions are unrelated.
+            kv = self.project_kv(x if context is None else context, angles if context is None else None)
+        k, v = kv
+        if cache is not None:
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+            cache["k"], cache["v"] = k, v
+        # Attention in fp32 (UIO-2): bf16 logits overflow with long packed rows.
+        out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
+        b, _, n, _ = out.shape
+        return self.o(out.transpose(1, 2).reshape(b, n, -1).to(x.dtype))
+
+
+class CosineAttention(nn.Module):
+    """Scaled cosine attention (perceiver resampler): cos(q, k) * exp(min(s, ln 100)), s per head."""
+
+    def __init__(self, dim: int, n_heads: int):
+        super().__init__()
+        if dim % n_heads:
+            raise ValueError(f"resampler dim {dim} must be divisible by {n_heads} heads")
+        self.n_heads, self.head_dim = n_heads, dim // n_heads
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.o = nn.Linear(dim, dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.full((n_heads, 1, 1), math.log(10.0)))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q = self.q(x).view(b, n, self.n_heads, -1).transpose(1, 2)
+        k, v = self.kv(context).view(b, context.shape[1], 2, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        scale = self.logit_scale.clamp(max=math.log(100.0)).exp()
+        q = F.normalize(q.float(), dim=-1) * scale
+        out = F.scaled_dot_product_attention(q, F.normalize(k.float(), dim=-1), v.float(), scale=1.0)
+        return self.o(out.transpose(1, 2).reshape(b, n, d).to(x.dtype))
+
+
+class GatedMLP(nn.Module):
+    """SiLU-gated MLP (SwiGLU), no biases."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.gate = nn.Linear(dim, hidden, bias=False)
+        self.up = nn.Linear(dim, hidden, bias=False)
+        self.down = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, dim: int, n_heads: int, head_dim: int, mlp_dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.attn_norm = RMSNorm(dim, eps)
+        self.attn = Attention(dim, n_heads, head_dim, eps=eps)
+        self.mlp_norm = RMSNorm(dim, eps)
+        self.mlp = GatedMLP(dim, mlp_dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, angles: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), mask, angles)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, dim: int, n_heads: int, head_dim: int, mlp_dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.self_norm = RMSNorm(dim, eps)
+        self.self_attn = Attention(dim, n_heads, head_dim, eps=eps)
+        self.cross_norm = RMSNorm(dim, eps)
+        self.cross_attn = Attention(dim, n_heads, head_dim, eps=eps)
+        self.mlp_norm = RMSNorm(dim, eps)
+        self.mlp = GatedMLP(dim, mlp_dim)
+
+    def forward(
+        self,
+        y: torch.Tensor,
+        self_mask: torch.Tensor | None,
+        angles: torch.Tensor,
+        enc: torch.Tensor | None,
+        x_mask: torch.Tensor | None,
+        cross_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cache: dict | None = None,
+    ) -> torch.Tensor:
+        y = y + self.self_attn(self.self_norm(y), self_mask, angles, cache=cache)
+        y = y + self.cross_attn(self.cross_norm(y), x_mask, context=enc, kv=cross_kv)
+        return y + self.mlp(self.mlp_norm(y))

@@ -1,0 +1,215 @@
+"""UnifiedIO: the encoder-decoder transformer of Unified-IO 2, scaled by ModelConfig.
+
+    model = UnifiedIO(ModelConfig.preset("tiny"))
+    loss, info = model(collate([processor.encode(ex) for ex in examples], model.config))
+
+Inputs of every modality become tokens (text ids, ViT patches, AST patches, resampled history
+latents, a state token), each with a learned per-modality embedding and no absolute position:
+text carries 1D RoPE, patches and latents 2D RoPE. The decoder reads the target modality's
+tokens and scores them only against that modality's slice of the tied table (UIO-2's one
+output table per modality). Generation lives in model/generation.py; checkpoints in
+model/checkpoint.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.configuration import ModelConfig
+from model.encoders import PatchEncoder, PerceiverResampler, StateEncoder
+from model.layers import (
+    DecoderBlock,
+    EncoderBlock,
+    RMSNorm,
+    cross_mask,
+    decoder_mask,
+    encoder_mask,
+    rope_angles,
+)
+from model.packing import DEC_MODALITY, ENC_KINDS, unpack
+from model.vocabulary import Vocabulary
+
+
+class UnifiedIO(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = c = config
+        self.vocab = Vocabulary.from_config(c)
+        d, eps = c.d_model, c.norm_eps
+        self.token_embedding = nn.Embedding(len(self.vocab), d)
+        # Untied: a separate output table (the paper's parameter counts); tied: slices of the input table.
+        self.output_embedding = None if c.tie_output_embeddings else nn.Embedding(len(self.vocab), d)
+        self.encoder_modality = nn.Embedding(len(ENC_KINDS), d)
+        self.decoder_modality = nn.Embedding(len(DEC_MODALITY) + 1, d)
+
+        self.vit = PatchEncoder(3, c.patch_size, c.vit_dim, c.vit_layers, c.vit_heads, c.vit_mlp_dim, d, eps, c.rope_base)
+        self.ast = PatchEncoder(1, c.audio_patch_size, c.ast_dim, c.ast_layers, c.ast_heads, c.ast_mlp_dim, d, eps, c.rope_base)
+        self.image_resampler = PerceiverResampler(
+            2 * c.vit_dim, c.vit_dim, c.image_history_latents, c.resampler_layers, c.resampler_heads, c.vit_mlp_dim, d, eps
+        )
+        self.audio_resampler = PerceiverResampler(
+            2 * c.ast_dim, c.ast_dim, c.audio_history_latents, c.resampler_layers, c.resampler_heads, c.ast_mlp_dim, d, eps
+        )
+        self.state_encoder = StateEncoder(c.max_state_dim, d)
+
+        self.encoder = nn.ModuleList(EncoderBlock(d, c.n_heads, c.head_dim, c.mlp_dim, eps) for _ in range(c.encoder_layers))
+        self.encoder_norm = RMSNorm(d, eps)
+        self.decoder = nn.ModuleList(DecoderBlock(d, c.n_heads, c.head_dim, c.mlp_dim, eps) for _ in range(c.decoder_layers))
+        self.decoder_norm = RMSNorm(d, eps)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for name, p in self.named_parameters():
+            if p.ndim >= 2 and "latents" not in name:
+                std = 0.02
+                # GPT-2: scale residual output projections by depth so the stream's variance stays put.
+                if name.endswith(("o.weight", "down.weight")):
+                    std = 0.02 / (2 * max(self.config.encoder_layers, self.config.decoder_layers)) ** 0.5
+                nn.init.normal_(p, std=std)
+
+    # -- encoder -------------------------------------------------------------------------------
+    def _encoder_features(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Run each input encoder on the batch's stacked inputs -> (N, tokens, d) per kind."""
+        out = {}
+        if "image" in batch:
+            out["image"] = self.vit(batch["image"])
+        if "image_history" in batch:
+            out["image_history"] = self.image_resampler(self.vit.features(batch["image_history"]))
+        if "audio" in batch:
+            out["audio"] = self.ast(batch["audio"])
+        if "audio_history" in batch:
+            out["audio_history"] = self.audio_resampler(self.ast.features(batch["audio_history"]))
+        if "state" in batch:
+            out["state"] = self.state_encoder(batch["state"])
+        return out
+
+    def encode(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Packed encoder rows (R, Le, d)."""
+        ids = batch["enc_ids"]
+        r, le = ids.shape
+        x = self.token_embedding(ids).reshape(r * le, -1)
+        for kind, feats in self._encoder_features(batch).items():
+            flat = feats.reshape(-1, feats.shape[-1]).to(x.dtype)
+            x = x.index_copy(0, batch[f"{kind}_dst"], flat[batch[f"{kind}_src"]])
+        x = x.view(r, le, -1) + self.encoder_modality(batch["enc_kind"])
+        angles = rope_angles(batch["enc_pos"], batch["enc_2d"], self.config.head_dim, self.config.rope_base)
+        mask = encoder_mask(batch["enc_segment"])
+        for block in self.encoder:
+            x = block(x, mask, angles)
+        return self.encoder_norm(x)
+
+    # -- decoder -------------------------------------------------------------------------------
+    def embed_decoder(self, ids: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        return self.token_embedding(ids) + self.decoder_modality(modality)
+
+    def decode(self, batch: dict[str, Any], enc: torch.Tensor) -> torch.Tensor:
+        """Decoder hidden states (R, Ld, d), teacher-forced."""
+        y = self.embed_decoder(batch["dec_input_ids"], batch["dec_modality"])
+        angles = rope_angles(batch["dec_pos"][..., None], torch.zeros_like(batch["dec_pos"], dtype=torch.bool),
+                             self.config.head_dim, self.config.rope_base)
+        self_mask = decoder_mask(batch["dec_segment"], batch.get("dec_hidden"))
+        x_mask = cross_mask(batch["dec_segment"], batch["enc_segment"])
+        for block in self.decoder:
+            y = block(y, self_mask, angles, enc, x_mask)
+        return self.decoder_norm(y)
+
+    def output_table(self, modality: str) -> tuple[torch.Tensor, int]:
+        """The modality's output table (its slice of the tied embedding) and its first id."""
+        start, end = self.vocab.output_range(modality)
+        table = self.token_embedding.weight if self.output_embedding is None else self.output_embedding.weight
+        return table[start:end], start
+
+    def logits(self, hidden: torch.Tensor, modality: str) -> torch.Tensor:
+        """fp32 logits over the modality's segment only: (..., segment size)."""
+        table, _ = self.output_table(modality)
+        return hidden.float() @ table.float().t()
+
+    # -- training forward ----------------------------------------------------------------------
+    def forward(self, batch: dict[str, Any], return_logits: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Loss (token-mean cross-entropy + z-loss) and info: per-example and per-modality losses."""
+        enc = self.encode(batch)
+        hidden = self.decode(batch, enc)
+        target, weight = batch["dec_target_ids"], batch["dec_loss_mask"].float()
+        token_ce = hidden.new_zeros(target.shape, dtype=torch.float32)
+        token_z = torch.zeros_like(token_ce)
+        info: dict[str, Any] = {}
+        logits_out = {}
+        for modality, idx in DEC_MODALITY.items():
+            sel = batch["dec_modality"] == idx
+            if not bool(sel.any()):
+                continue
+            logits = self.logits(hidden[sel], modality)
+            start, _ = self.vocab.output_range(modality)
+            local = target[sel] - start
+            if bool(((local < 0) | (local >= logits.shape[-1])).any()):
+                bad = target[sel][(local < 0) | (local >= logits.shape[-1])][:5].tolist()
+                raise ValueError(f"{modality} targets must lie in its vocabulary segment, got ids {bad}")
+            token_ce = token_ce.masked_scatter(sel, F.cross_entropy(logits, local, reduction="none"))
+            token_z = token_z.masked_scatter(sel, torch.logsumexp(logits, -1).pow(2))
+            if return_logits:
+                logits_out[modality] = (sel, logits)
+            w = weight[sel]
+            info[f"loss/{modality}"] = float((token_ce[sel].detach() * w).sum() / w.sum().clamp(min=1))
+        denom = weight.sum().clamp(min=1.0)
+        ce = (token_ce * weight).sum() / denom
+        z = (token_z * weight).sum() / denom
+        loss = ce + self.config.z_loss * z
+        ex = batch["dec_example"]
+        n_ex = len(batch["example_row"])
+        valid = ex >= 0
+        per_ex = torch.zeros(n_ex).index_add_(0, ex[valid], (token_ce * weight)[valid].detach().float().cpu())
+        cnt = torch.zeros(n_ex).index_add_(0, ex[valid], weight[valid].detach().float().cpu())
+        info.update(
+            loss=float(loss.detach()), ce=float(ce.detach()), z_loss=float(z.detach()), tokens=int(weight.sum()),
+            per_example_loss=per_ex / cnt.clamp(min=1), stats=batch.get("stats", {}),
+        )
+        if return_logits:
+            info["logits"] = self._unpack_logits(batch, logits_out)
+        return loss, info
+
+    def _unpack_logits(self, batch: dict[str, Any], logits_out: dict) -> list[torch.Tensor]:
+        """Per-example logits over each example's own target segment."""
+        per_ex = []
+        for i, modality in enumerate(batch["targets"]):
+            sel, logits = logits_out[modality]
+            full = torch.zeros(*sel.shape, logits.shape[-1])
+            full[sel] = logits.detach().float().cpu()
+            per_ex.append(unpack(batch, full)[i])
+        return per_ex
+
+    # -- convenience ---------------------------------------------------------------------------
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= self.token_embedding.weight.numel()
+            if self.output_embedding is not None:
+                n -= self.output_embedding.weight.numel()
+        return n
+
+    def generate(self, batch: dict[str, Any], target: str, **kwargs: Any) -> torch.Tensor:
+        """Constrained decoding of ``target`` tokens; see model.generation.generate."""
+        from model.generation import generate
+
+        return generate(self, batch, target, **kwargs)
+
+    def generate_from_examples(self, processor, examples, target: str, **kwargs: Any) -> list:
+        """Examples (inputs only) -> decoded outputs: str (text), (K, D) actions, images, waveforms."""
+        from model.generation import generate_from_examples
+
+        return generate_from_examples(self, processor, examples, target, **kwargs)
+
+    def save_pretrained(self, directory: str | Path, processor=None) -> Path:
+        from model.checkpoint import save_pretrained
+
+        return save_pretrained(self, directory, processor)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> UnifiedIO:
+        from model.checkpoint import load_model
+
+        return load_model(directory, map_location)

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from agent.action_processing import ActionQueue, TemporalEnsembler, make_safe
+
+LOW = np.array([-1.0, -1.0, -0.5], np.float32)
+HIGH = np.array([1.0, 1.0, 0.5], np.float32)
+
+
+def test_make_safe_replaces_non_finite_and_clips():
+    action, n_bad = make_safe(np.array([np.nan, 5.0, -np.inf]), LOW, HIGH, fallback=np.zeros(3))
+    assert n_bad == 2
+    np.testing.assert_array_equal(action, [0.0, 1.0, 0.0])
+    assert action.dtype == np.float32
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_make_safe_never_leaves_limits_on_adversarial_values(seed):
+    rng = np.random.default_rng(seed)
+    raw = rng.choice([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.3], size=3)
+    action, _ = make_safe(raw, LOW, HIGH, fallback=np.zeros(3))
+    assert np.isfinite(action).all()
+    assert (action >= LOW).all() and (action <= HIGH).all()
+
+
+def test_make_safe_rejects_wrong_shape():
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        make_safe(np.zeros(4), LOW, HIGH, np.zeros(3))
+
+
+def test_action_queue_receding_horizon():
+    q = ActionQueue(n_action_steps=2)
+    q.push_chunk(np.arange(8, dtype=np.float32).reshape(4, 2))
+    assert len(q) == 2
+    np.testing.assert_array_equal(q.pop(), [0, 1])
+    np.testing.assert_array_equal(q.pop(), [2, 3])
+    with pytest.raises(RuntimeError, match="empty"):
+        q.pop()
+
+
+def test_temporal_ensembling_weights_oldest_first():
+    ens = TemporalEnsembler(chunk_size=3, coeff=0.5)
+    # step 0: only chunk A covers it
+    a = ens.update(np.array([[0.0], [1.0], [2.0]]))
+    assert a[0] == pytest.approx(0.0)
+    # step 1: chunk A predicts 1.0 (oldest, weight 1), chunk B predicts 10.0 (weight e^-0.5)
+    b = ens.update(np.array([[10.0], [11.0], [12.0]]))
+    w = np.exp(-0.5)
+    assert b[0] == pytest.approx((1.0 + 10.0 * w) / (1 + w))
+    # step 2: A -> 2.0, B -> 11.0, C -> 20.0
+    c = ens.update(np.array([[20.0], [21.0], [22.0]]))
+    ws = np.exp(-0.5 * np.arange(3))
+    assert c[0] == pytest.approx((ws * [2.0, 11.0, 20.0]).sum() / ws.sum())
+    # step 3: A is used up; B -> 12.0, C -> 21.0, D -> 30.0
+    d = ens.update(np.array([[30.0], [31.0], [32.0]]))
+    assert d[0] == pytest.approx((ws * [12.0, 21.0, 30.0]).sum() / ws.sum())
+
+
+def test_temporal_ensembling_constant_chunks_are_a_fixed_point():
+    ens = TemporalEnsembler(chunk_size=4)
+    for _ in range(10):
+        out = ens.update(np.full((4, 2), 0.25))
+    np.testing.assert_allclose(out, 0.25)

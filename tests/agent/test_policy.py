@@ -1,0 +1,127 @@
+"""The Policy contract: shapes, limits, history, chunking, bad input, adversarial model outputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from agent.policy import Policy
+
+
+def observation(seed=0, instruction="reach the red cube", size=64):
+    rng = np.random.default_rng(seed)
+    return {
+        "images": {"scene": rng.integers(0, 255, (size, size, 3), dtype=np.uint8)},
+        "state": rng.normal(size=7).astype(np.float32),
+        "instruction": instruction,
+    }
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_checkpoint):
+    return Policy.from_pretrained(tiny_checkpoint)
+
+
+def test_select_action_is_finite_and_in_limits(policy):
+    policy.reset()
+    for t in range(6):
+        a = policy.select_action(observation(t))
+        assert a.shape == (policy.action_dim,) and a.dtype == np.float32
+        assert np.isfinite(a).all()
+        assert (a >= policy.action_low).all() and (a <= policy.action_high).all()
+
+
+def test_predict_action_chunk_shape(policy):
+    policy.reset()
+    chunk = policy.predict_action_chunk(observation())
+    assert chunk.shape == (policy.chunk_size, policy.action_dim)
+
+
+def test_receding_horizon_queries_once_per_chunk(tiny_checkpoint, monkeypatch):
+    policy = Policy.from_pretrained(tiny_checkpoint, n_action_steps=2)
+    calls = []
+    original = policy.model.generate_from_examples
+    monkeypatch.setattr(
+        policy.model, "generate_from_examples", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    for t in range(6):
+        policy.select_action(observation(t))
+    assert len(calls) == 3
+
+
+def test_history_holds_previous_frames_oldest_first(policy):
+    policy.reset()
+    frames = [observation(t) for t in range(4)]
+    for obs in frames:
+        policy.predict_action_chunk(obs)
+    history = list(policy._history)
+    assert len(history) == policy.config.history
+    np.testing.assert_array_equal(history[-1], frames[-1]["images"]["scene"])
+    np.testing.assert_array_equal(history[0], frames[-policy.config.history]["images"]["scene"])
+
+
+def test_batched_prediction_equals_one_by_one(policy):
+    observations = [observation(s) for s in range(3)]
+    one_by_one = np.stack([policy.new_session().predict_action_chunk(o) for o in observations])
+    batched = policy.predict_action_chunk_batch(observations)
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda o: o["images"].pop("scene"), "lacks camera 'scene'"),
+        (
+            lambda o: o["images"].update(scene=np.zeros((8, 8), np.float32)),
+            r"HxWx3 uint8, got \(8, 8\) float32",
+        ),
+        (lambda o: o.update(instruction=""), "no instruction"),
+        (lambda o: o.update(instruction="", speech=np.zeros(16000, np.float32)), "silent"),
+        (lambda o: o.update(state=np.array([np.nan, 0.0], np.float32)), "state must be finite"),
+    ],
+)
+def test_bad_observations_get_clear_errors(policy, change, message):
+    obs = observation()
+    change(obs)
+    with pytest.raises(ValueError, match=message):
+        policy.select_action(obs)
+
+
+def test_speech_instruction_is_used_when_text_is_empty(policy):
+    obs = observation(instruction="")
+    obs["speech"] = (0.1 * np.sin(np.linspace(0, 2000, 32000))).astype(np.float32)
+    policy.reset()
+    assert np.isfinite(policy.select_action(obs)).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e9])
+def test_adversarial_model_outputs_become_safe_commands(tiny_checkpoint, monkeypatch, bad):
+    policy = Policy.from_pretrained(tiny_checkpoint)
+
+    def adversarial(processor, examples, target, **kwargs):
+        return [np.full((policy.chunk_size, policy.action_dim), bad, np.float32) for _ in examples]
+
+    monkeypatch.setattr(policy.model, "generate_from_examples", adversarial)
+    a = policy.select_action(observation())
+    assert np.isfinite(a).all()
+    assert (a >= policy.action_low).all() and (a <= policy.action_high).all()
+    if not np.isfinite(bad):
+        np.testing.assert_array_equal(a, policy.safe_action)
+        assert policy.non_finite_count == policy.chunk_size * policy.action_dim
+
+
+def test_temporal_ensembling_stays_in_limits(tiny_checkpoint):
+    policy = Policy.from_pretrained(tiny_checkpoint, temporal_ensemble=True)
+    for t in range(5):
+        a = policy.select_action(observation(t))
+        assert (a >= policy.action_low).all() and (a <= policy.action_high).all()
+
+
+def test_other_outputs_from_the_same_model(policy):
+    obs = observation()
+    torch.manual_seed(0)
+    assert isinstance(policy.caption(obs), str)
+    assert isinstance(policy.answer(obs, "What colour is the cube?"), str)
+    box = policy.locate(obs, "red cube")
+    assert box == [] or (len(box) == 4 and all(0 <= v <= 64 for v in box))
+    with pytest.raises(ValueError, match="object name"):
+        policy.locate(obs, "  ")

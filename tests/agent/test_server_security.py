@@ -1,0 +1,109 @@
+"""Token checks, loopback by default, and the refusal to expose the server without a token."""
+
+import os
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from agent.client import PolicyClient
+from agent.server import ServerConfig, create_app
+from agent.serving_launch import BackgroundServer
+from agent.serving_security import InsecureBindError, check_bind, is_loopback, read_token
+
+TOKEN = "s3cret-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_checkpoint):
+    from agent.policy import Policy
+
+    return Policy.from_pretrained(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def url(policy):
+    with BackgroundServer(create_app(policy, ServerConfig(token=TOKEN))) as url:
+        yield url
+
+
+def test_http_needs_the_token_except_health(url):
+    assert httpx.get(f"{url}/health").status_code == 200
+    r = httpx.get(f"{url}/v1/metadata")
+    assert r.status_code == 401 and "Authorization: Bearer" in r.json()["detail"]
+    assert httpx.get(f"{url}/v1/metadata", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.post(f"{url}/v1/caption", json={}).status_code == 401  # auth before parsing the body
+    assert httpx.get(f"{url}/v1/metadata", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_websocket_needs_the_token(url, policy):
+    for token in (None, "wrong-token-wrong-token"):
+        with pytest.raises(InvalidStatus) as e:
+            PolicyClient(url, token=token)
+        assert e.value.response.status_code == 403
+    with PolicyClient(url, token=TOKEN) as client:
+        assert client.action_dim == policy.action_dim
+
+
+def test_a_client_with_a_wrong_http_token_gets_401(url):
+    with pytest.raises(InvalidStatus):
+        PolicyClient(url, token="wrong-token-wrong-token")
+    # The same check through HTTP alone (the websocket handshake already failed above).
+    with httpx.Client(base_url=url, headers={"Authorization": "Bearer wrong-token"}) as http:
+        r = http.post("/v1/answer", json={"observation": {"images": {}}, "question": "?"})
+        assert r.status_code == 401
+
+
+def test_http_client_sends_the_token(url, policy):
+    with PolicyClient(url, token=TOKEN) as client:
+        assert client.metadata["auth"] is True
+        obs = {
+            "images": {
+                c: np.zeros((8, 8, 3), np.uint8) for c in (getattr(policy, "cameras", None) or ["scene"])
+            }
+        }
+        if getattr(policy, "state_dim", None):
+            obs["state"] = np.zeros(policy.state_dim, np.float32)
+        assert isinstance(client.caption(obs), str)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_loopback_needs_no_token(host):
+    assert is_loopback(host)
+    check_bind(host, None)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "robot.local"])
+def test_other_interfaces_need_a_long_token(host):
+    assert not is_loopback(host)
+    with pytest.raises(InsecureBindError, match=f"refusing to bind '{host}' without a token"):
+        check_bind(host, None)
+    with pytest.raises(InsecureBindError, match="at least 16 characters, got 5"):
+        check_bind(host, "short")
+    check_bind(host, TOKEN)
+
+
+def test_token_is_read_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("UIO2_SERVE_TOKEN", raising=False)
+    assert read_token(None) is None
+    monkeypatch.setenv("UIO2_SERVE_TOKEN", TOKEN)
+    assert read_token(None) == TOKEN
+    f = tmp_path / "token"
+    f.write_text("from-file-token-abcdef\nignored\n")
+    assert read_token(str(f)) == "from-file-token-abcdef"
+
+
+def test_uio2_serve_refuses_a_public_interface_without_a_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "UIO2_SERVE_TOKEN"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "serve", "--checkpoint", str(tmp_path), "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "refusing to bind '0.0.0.0' without a token" in proc.stderr

@@ -1,0 +1,105 @@
+"""Checkpoints: the model's save_pretrained files plus the trainer state, written atomically.
+
+    out_dir/checkpoints/step-0000100/   model.safetensors, config.json, vocabulary, tokenizer,
+                                        action_stats.json  (UnifiedIO.from_pretrained reads these)
+                                        trainer_state.ckpt (optimiser, schedule, loops, data position)
+                                        train_config.yaml
+    out_dir/checkpoints/LAST            the name of the newest complete checkpoint
+
+A checkpoint is built in a hidden temporary folder and renamed into place only when
+complete, so a run killed (or failing) mid-save never leaves a half checkpoint and
+never damages one that exists: an older folder of the same name is swapped out only
+after the new one is whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+
+from training.config import save_config
+
+log = logging.getLogger(__name__)
+TRAINER_STATE = "trainer_state.ckpt"
+TRAIN_CONFIG = "train_config.yaml"
+LAST = "LAST"
+
+
+def step_dir(root: Path, step: int) -> Path:
+    return root / f"step-{step:07d}"
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The newest complete checkpoint under ``root`` (via LAST, else the highest step), or None."""
+    root = Path(root)
+    last = root / LAST
+    if last.is_file():
+        cand = root / last.read_text().strip()
+        if (cand / TRAINER_STATE).is_file():
+            return cand
+    steps = sorted(p for p in root.glob("step-*") if (p / TRAINER_STATE).is_file())
+    return steps[-1] if steps else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename a complete ``tmp`` folder to ``final``; an existing ``final`` is removed only afterwards."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old.{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class PretrainedCheckpoint(L.Callback):
+    """Every ``every_n_steps`` optimiser steps and at the end: save_pretrained + trainer state, atomically."""
+
+    def __init__(self, root: str | Path, save_pretrained: Callable[[Path], None], cfg, every_n_steps: int):
+        self.root = Path(root)
+        self.save_pretrained = save_pretrained
+        self.cfg = cfg
+        self.every = max(1, every_n_steps)
+        self._last_saved = -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if step > 0 and step % self.every == 0 and step != self._last_saved:
+            self.save(trainer)
+
+    def on_train_end(self, trainer, pl_module):
+        if trainer.global_step != self._last_saved:
+            self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> Path:
+        step = trainer.global_step
+        final = step_dir(self.root, step)
+        tmp = self.root / f".tmp-{final.name}"
+        if trainer.is_global_zero:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if tmp.exists():  # left by a run killed mid-save
+                shutil.rmtree(tmp)
+            tmp.mkdir()
+        trainer.strategy.barrier("checkpoint-mkdir")
+        # Every rank takes part (FSDP gathers shards); Lightning writes the file on rank 0 only.
+        trainer.save_checkpoint(tmp / TRAINER_STATE)
+        if trainer.is_global_zero:
+            self.save_pretrained(tmp)
+            save_config(self.cfg, tmp / TRAIN_CONFIG)
+            _publish(tmp, final)
+            _write_atomic(self.root / LAST, final.name)
+            log.info("checkpoint written: %s", final)
+        trainer.strategy.barrier("checkpoint-published")
+        self._last_saved = step
+        return final

@@ -1,0 +1,125 @@
+"""TrainConfig: everything a training run needs, as nested dataclasses (YAML + ``a.b=c`` overrides).
+
+    cfg = load_config(TrainConfig, "configs/tiny.yaml", ["trainer.max_steps=50", "optim.lr=3e-3"])
+
+Defaults are the tiny CPU run; ``configs/base.yaml`` is the GPU one. The model
+section names a ``ModelConfig`` preset and overrides individual fields of it, so a
+config file stays short and a preset change reaches every run that uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# Default task mixture: relative weights, normalised when sampling. Families that
+# need an image tokenizer (depth, segmentation, next-frame, goal image) are dropped
+# with a logged reason when the model has none.
+DEFAULT_MIXTURE: dict[str, float] = {
+    "action": 4.0,
+    "action_speech": 1.0,
+    "caption": 1.0,
+    "vqa": 1.5,
+    "refexp": 1.0,
+    "pointing": 0.5,
+    "boxes3d": 0.5,
+    "camera_pose": 0.25,
+    "detection": 0.5,
+    "asr": 0.5,
+    "tts": 0.25,
+    "activity": 0.5,
+    "depth": 0.25,
+    "segmentation": 0.25,
+    "next_frame": 0.25,
+    "goal_image": 0.25,
+}
+
+
+@dataclass
+class ModelSection:
+    preset: str = "tiny"
+    # Field overrides on top of the preset, e.g. {"d_model": 128, "n_layers": 2}.
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # Trained VQ-GAN folders (helper "vqgan": model/vqgan.py, model/audio_vqgan.py). Without them the
+    # image- and audio-target task families are skipped with a logged reason.
+    image_tokenizer: str | None = None
+    audio_tokenizer: str | None = None
+    text_corpus_examples: int = 2000  # examples drawn to train the text BPE of a fresh model
+
+
+@dataclass
+class DataConfig:
+    # Live expert rollouts in our suite: how many episodes per task env, from which seed.
+    envs: list[str] = field(default_factory=lambda: ["uio2/Reach-v0", "uio2/Push-v0"])
+    episodes_per_env: int = 4
+    rollout_seed: int = 0
+    image_size: int = 64
+    # A LeRobotDataset v3 folder or robomimic/LIBERO HDF5 file (fine-tuning); replaces rollouts when set.
+    dataset: str | None = None
+    # Task family -> relative weight (see training/tasks/__init__.py for the families).
+    mixture: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIXTURE))
+    history: int = 2  # previous frames given as image_history
+    chunk_size: int = 4  # K future actions per action target
+    speech_prob: float = 0.3  # chance an action example gets its instruction as speech instead of text
+    packing: bool = True
+    num_workers: int = 0
+    # Action statistics: recompute from the data (True) or reuse the checkpoint's (fine-tuning).
+    recompute_stats: bool = True
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adafactor", "adamw"] = "adafactor"
+    lr: float = 1e-2
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW
+    beta2_decay: float = -0.8  # Adafactor: UIO-2's decay rate 0.8
+    grad_clip: float = 1.0
+
+
+@dataclass
+class ScheduleConfig:
+    # Linear warmup to optim.lr, then lr * sqrt(warmup / step) (UIO-2's 1/sqrt decay); "constant" after warmup.
+    name: Literal["rsqrt", "constant"] = "rsqrt"
+    warmup_steps: int = 10
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 200
+    batch_size: int = 8  # global batch, split across devices
+    precision: Literal["bf16-mixed", "32-true", "16-mixed"] = "bf16-mixed"
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    log_every_n_steps: int = 5
+    checkpoint_every_n_steps: int = 100
+    progress_bar: bool = True
+    freeze_encoders: bool = False  # fine-tuning: keep the input encoders (ViT, AST) fixed, as UIO-2 froze its ViT
+    # Stop with an error after this many consecutive non-finite losses (a diverged run, not a bad batch).
+    max_consecutive_nonfinite: int = 20
+
+
+@dataclass
+class LoggerConfig:
+    name: Literal["wandb", "csv", "none"] = "wandb"
+    project: str = "uio2-embodied"
+    run_name: str | None = None
+    # wandb stays offline unless the user asks for online (and is logged in); falls back to CSV if wandb fails.
+    offline: bool = True
+    log_media_every_n_steps: int = 100
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    out_dir: str = "runs/tiny"
+    seed: int = 0
+    resume: bool = True  # continue from out_dir's last checkpoint when there is one
+    init_from: str | None = None  # a save_pretrained checkpoint to start from (fine-tuning)

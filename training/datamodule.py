@@ -1,0 +1,190 @@
+"""The LightningDataModule: episodes -> task mixture -> encoded, denoised, packed batches.
+
+Batch ``b`` of the stream holds examples ``b*G .. b*G+G-1`` of the TaskMixture (G =
+global batch); rank ``r`` of ``W`` takes its contiguous slice of ``G/W``. All
+randomness (task draw, frame, paraphrase, denoiser spans, patch subsampling) is
+seeded from (seed, batch, rank), so:
+
+- a resumed run starts at the batch the interrupted one would have trained on next
+  (the LightningModule counts ``batches_seen`` and the stream starts there), and
+- two DDP ranks together see exactly the global batch one process would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from model.example import Example
+from model.packing import collate
+from model.processor import EncodedExample, Processor
+from training.configuration import TrainConfig
+from training.episodes import EpisodeData
+from training.mixture import TaskMixture
+from training.tasks.base import (
+    ANNOTATIONS,
+    AUDIO_TOKENIZER,
+    DEPTH,
+    IMAGE_TOKENIZER,
+    SEGMENTATION,
+    SPEECH,
+    TaskContext,
+)
+
+log = logging.getLogger(__name__)
+
+# (encoded example, rng, processor) -> encoded example with an objective applied ([R]/[S]/[X]).
+Denoiser = Callable[[EncodedExample, np.random.Generator, Processor], EncodedExample]
+
+
+def capabilities(
+    episodes: list[EpisodeData], processor: Processor, synthesize: Callable | None
+) -> set[str]:
+    """What this run's data and model can support; task families needing anything else are dropped."""
+    caps = set()
+    if all(ep.annotations is not None for ep in episodes):
+        caps.add(ANNOTATIONS)
+    if synthesize is not None or all(ep.speech is not None for ep in episodes):
+        caps.add(SPEECH)
+    if all(ep.depth for ep in episodes):
+        caps.add(DEPTH)
+    if all(ep.segmentation for ep in episodes):
+        caps.add(SEGMENTATION)
+    if processor.image_tokenizer is not None:
+        caps.add(IMAGE_TOKENIZER)
+    if processor.audio_tokenizer is not None:
+        caps.add(AUDIO_TOKENIZER)
+    return caps
+
+
+def default_denoiser() -> Denoiser | None:
+    """training/denoisers.py's ``denoise(encoded, rng, processor)`` when it exists (helper "model")."""
+    try:
+        from training import denoisers
+    except ImportError:
+        return None
+    return getattr(denoisers, "denoise", None)
+
+
+class BatchStream(IterableDataset):
+    """Endless packed batches for one rank, starting at batch ``start``."""
+
+    def __init__(
+        self,
+        mixture: TaskMixture,
+        processor: Processor,
+        local_batch: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+        seed: int = 0,
+        packed: bool = True,
+        denoiser: Denoiser | None = None,
+        stop: int | None = None,
+    ):
+        self.mixture, self.processor = mixture, processor
+        self.local_batch, self.rank, self.world_size = local_batch, rank, world_size
+        self.start, self.stop, self.seed, self.packed = start, stop, seed, packed
+        self.denoiser = denoiser
+
+    def examples(self, b: int) -> list[Example]:
+        first = (b * self.world_size + self.rank) * self.local_batch
+        return [self.mixture.example(first + j) for j in range(self.local_batch)]
+
+    def batch(self, b: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, b, self.rank, 1])
+        self.processor.training = True
+        self.processor.generator.manual_seed(int(rng.integers(2**62)))
+        encoded = []
+        for ex in self.examples(b):
+            enc = self.processor.encode(ex)
+            if self.denoiser is not None:
+                enc = self.denoiser(enc, rng, self.processor)
+            encoded.append(enc)
+        out = collate(encoded, self.processor.config, packed=self.packed)
+        out["meta"] = [{**e.meta, "target": e.target, "objective": e.objective} for e in encoded]
+        out["batch_index"] = b
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        # DataLoader takes batches from its workers round-robin, so worker w making every w-th keeps the order.
+        indices = itertools.count(self.start) if self.stop is None else range(self.start, self.stop)
+        for b in itertools.islice(indices, worker, None, workers):
+            yield self.batch(b)
+
+
+class UIO2DataModule(L.LightningDataModule):
+    """Builds the mixture once; hands each rank its stream, starting where training left off."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        processor: Processor,
+        episodes: list[EpisodeData],
+        synthesize: Callable[[str], np.ndarray] | None = None,
+        denoiser: Denoiser | None | str = "default",
+    ):
+        super().__init__()
+        self.cfg = cfg
+        self.processor = processor
+        self.episodes = [ep.validate() for ep in episodes]
+        self.denoiser = default_denoiser() if denoiser == "default" else denoiser
+        ctx = TaskContext(
+            history=min(cfg.data.history, processor.config.max_image_history),
+            chunk_size=processor.config.action_chunk_size,
+            capabilities=capabilities(self.episodes, processor, synthesize),
+            synthesize=synthesize,
+        )
+        self.mixture = TaskMixture(self.episodes, cfg.data.mixture, ctx, seed=cfg.seed)
+
+    @property
+    def skipped_families(self) -> dict[str, str]:
+        return dict(self.mixture.dropped)
+
+    def stream(self, start: int = 0, rank: int = 0, world_size: int = 1, stop: int | None = None) -> BatchStream:
+        g = self.cfg.trainer.batch_size
+        if g % world_size:
+            raise ValueError(f"trainer.batch_size {g} (global) must divide evenly over {world_size} processes")
+        return BatchStream(
+            self.mixture,
+            self.processor,
+            g // world_size,
+            rank=rank,
+            world_size=world_size,
+            start=start,
+            seed=self.cfg.seed,
+            packed=self.cfg.data.packing,
+            denoiser=self.denoiser,
+            stop=stop,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        start, rank, world = 0, 0, 1
+        if trainer is not None:
+            rank, world = trainer.global_rank, trainer.world_size
+            # Restored from the trainer checkpoint before the loop asks for data (module.on_load_checkpoint).
+            start = getattr(trainer.lightning_module, "batches_seen", 0)
+        return DataLoader(
+            self.stream(start, rank, world),
+            batch_size=None,  # the stream yields whole packed batches
+            num_workers=self.cfg.data.num_workers,
+            collate_fn=_identity,
+        )
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # Metadata (lists of dicts, python numbers) stays on the host; only tensors move.
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _identity(x):
+    return x

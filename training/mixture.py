@@ -1,0 +1,60 @@
+"""TaskMixture: example i of the stream, deterministically, from (seed, i) alone.
+
+Every example is a pure function of its index, so a resumed run sees exactly the
+examples an uninterrupted one would, and DDP ranks can take disjoint slices of the
+same global batch without talking to each other.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from model.example import Example
+from training.episodes import EpisodeData
+from training.tasks import FAMILIES, TaskContext, select
+
+log = logging.getLogger(__name__)
+MAX_DRAWS = 64  # a family may decline a frame (nothing visible); draw again, but never loop forever
+
+
+class TaskMixture:
+    def __init__(
+        self,
+        episodes: list[EpisodeData],
+        mixture: dict[str, float],
+        ctx: TaskContext,
+        seed: int = 0,
+    ):
+        if not episodes:
+            raise ValueError("TaskMixture needs at least one episode")
+        self.episodes = episodes
+        self.ctx = ctx
+        self.seed = seed
+        self.weights, self.dropped = select(mixture, ctx.capabilities)
+        for name, reason in self.dropped.items():
+            log.warning("task family %r skipped: %s", name, reason)
+        if not self.weights:
+            raise ValueError(
+                f"no task family can run: every one in data.mixture was dropped ({self.dropped}) or weighted 0"
+            )
+        self.names = list(self.weights)
+        p = np.array([self.weights[n] for n in self.names], np.float64)
+        self.p = p / p.sum()
+        self.drawn = dict.fromkeys(self.names, 0)
+
+    def example(self, index: int) -> Example:
+        """The ``index``-th example of the stream (same seed, same index: same example)."""
+        rng = np.random.default_rng([self.seed, index])
+        for _ in range(MAX_DRAWS):
+            name = self.names[int(rng.choice(len(self.names), p=self.p))]
+            ep = self.episodes[int(rng.integers(len(self.episodes)))]
+            t = int(rng.integers(len(ep)))
+            ex = FAMILIES[name].make(ep, t, rng, self.ctx)
+            if ex is not None:
+                self.drawn[name] += 1
+                return ex
+        raise RuntimeError(
+            f"example {index}: {MAX_DRAWS} draws made no example; families {self.names} all declined the data"
+        )

@@ -1,0 +1,54 @@
+"""Action prediction from demonstrations: current frame, previous frames, instruction, state -> (K, D) chunk.
+
+The instruction comes as text (``action``) or as speech with a text prompt that
+does not repeat it (``action_speech``), so the policy must listen to act.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.example import Example
+from training.episodes import EpisodeData
+from training.tasks.base import SPEECH, TaskContext, TaskFamily, action_chunk, frame, history, speech_of
+from training.tasks.templates import prompt
+
+
+def _meta(ep: EpisodeData, t: int, task: str) -> dict:
+    return {"task": task, "source": ep.source, "episode": ep.index, "frame": t, "env_task": ep.task}
+
+
+def make_action(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> Example | None:
+    if not ep.instruction:
+        return None
+    return Example(
+        target="action",
+        target_value=action_chunk(ep, t, ctx.chunk_size),
+        text=prompt("action", rng, instruction=ep.instruction),
+        image=frame(ep, t),
+        image_history=history(ep, t, ctx.history),
+        state=ep.state[t].astype(np.float32),
+        meta=_meta(ep, t, "action"),
+    )
+
+
+def make_action_speech(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> Example | None:
+    audio = speech_of(ep, ctx)
+    if audio is None:
+        return None
+    return Example(
+        target="action",
+        target_value=action_chunk(ep, t, ctx.chunk_size),
+        text=prompt("action_speech", rng),
+        image=frame(ep, t),
+        image_history=history(ep, t, ctx.history),
+        audio=audio,
+        state=ep.state[t].astype(np.float32),
+        meta=_meta(ep, t, "action_speech"),
+    )
+
+
+FAMILIES = [
+    TaskFamily("action", make_action, frozenset(), target="action"),
+    TaskFamily("action_speech", make_action_speech, frozenset({SPEECH}), target="action"),
+]

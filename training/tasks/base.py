@@ -1,0 +1,110 @@
+"""What every task family shares: the context it runs in and the frame/geometry helpers.
+
+A task family is a function ``(episode, t, rng, ctx) -> Example | None`` plus the
+set of things it needs (``annotations``, ``speech``, ``image_tokenizer`` ...); it
+returns None when frame ``t`` cannot make an example (nothing visible, say), and
+the mixture draws again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from model.example import Example
+from training.episodes import EpisodeData
+
+# Capabilities a family may need; TaskContext.capabilities says which this run has.
+ANNOTATIONS = "annotations"  # per-frame ground truth from our simulator
+SPEECH = "speech"  # the instruction as a waveform (recorded or synthesised)
+IMAGE_TOKENIZER = "image_tokenizer"  # image targets need a VQ-GAN to become tokens
+AUDIO_TOKENIZER = "audio_tokenizer"  # audio targets likewise
+DEPTH = "depth"
+SEGMENTATION = "segmentation"
+
+
+@dataclass
+class TaskContext:
+    history: int = 2  # previous frames as image_history
+    chunk_size: int = 4  # K future actions
+    capabilities: set[str] = field(default_factory=set)
+    # text -> (N,) float32 16 kHz; used when an episode has no recorded speech (envs.speech.synthesize).
+    synthesize: Callable[[str], np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    name: str
+    make: Callable[[EpisodeData, int, np.random.Generator, TaskContext], Example | None]
+    needs: frozenset[str] = frozenset()
+    target: str = "text"
+
+
+def frame(ep: EpisodeData, t: int) -> np.ndarray:
+    return ep.images[ep.main_camera][t]
+
+
+def history(ep: EpisodeData, t: int, n: int) -> np.ndarray | None:
+    """Up to ``n`` frames before ``t``, oldest first; None at the first frame."""
+    if n <= 0 or t == 0:
+        return None
+    return ep.images[ep.main_camera][max(0, t - n) : t]
+
+
+def action_chunk(ep: EpisodeData, t: int, k: int) -> np.ndarray:
+    """Actions t .. t+k-1; past the end the last action repeats (the arm keeps doing what it did)."""
+    idx = np.minimum(np.arange(t, t + k), len(ep) - 1)
+    return ep.action[idx].astype(np.float32)
+
+
+def visible_objects(ep: EpisodeData, t: int) -> list[dict]:
+    """Annotated objects visible at frame t with a box of at least 2x2 pixels, left to right."""
+    if ep.annotations is None:
+        return []
+    objs = [
+        o
+        for o in ep.annotations[t].get("objects", [])
+        if o.get("visible", True) and _box_area(o.get("box")) >= 4.0
+    ]
+    return sorted(objs, key=lambda o: o["box"][0] + o["box"][2])
+
+
+def _box_area(box) -> float:
+    if box is None or len(box) != 4:
+        return 0.0
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def object_name(obj: dict) -> str:
+    if obj.get("name"):
+        return str(obj["name"])
+    return f"{obj.get('colour', '')} {obj.get('shape', 'object')}".strip()
+
+
+def unique_names(objs: list[dict]) -> list[dict]:
+    """Objects whose name is unique in the scene: a referring expression must pick out one thing."""
+    names = [object_name(o) for o in objs]
+    return [o for o, n in zip(objs, names) if names.count(n) == 1]
+
+
+def speech_of(ep: EpisodeData, ctx: TaskContext, text: str | None = None) -> np.ndarray | None:
+    """The instruction as a waveform: the episode's own recording, else synthesised."""
+    if text is None and ep.speech is not None:
+        return ep.speech.astype(np.float32)
+    if ctx.synthesize is None:
+        return None
+    return np.asarray(ctx.synthesize(text or ep.instruction), dtype=np.float32)
+
+
+def join_names(names: list[str]) -> str:
+    if not names:
+        return "nothing"
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def with_article(name: str) -> str:
+    return ("an " if name[:1] in "aeiou" else "a ") + name
