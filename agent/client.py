@@ -214,13 +214,11 @@ class PolicyClient:
         body = {"observation": observation_to_json(observation), "name": name}
         return self._post("/v1/boxes", body).json()["box"]
 
-    def generate(self, observation: dict[str, Any] | None, target: str, prompt: str) -> Any:
+    def generate(self, observation: dict[str, Any], target: str, prompt: str) -> Any:
         """text -> str, boxes -> [x1, y1, x2, y2], image -> (H, W, 3) uint8, audio -> (N,) float32 at 16 kHz."""
         if target == "boxes":
-            return self.locate(observation or {}, prompt)
-        body: dict[str, Any] = {"prompt": prompt}
-        if observation is not None:
-            body["observation"] = observation_to_json(observation)
+            return self.locate(observation, prompt)
+        body = {"prompt": prompt, "observation": observation_to_json(observation)}
         if target == "text":
             return self._post("/v1/text", body).json()["text"]
         if target == "image":

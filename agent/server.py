@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse, Response
 from agent.serving_batching import Overloaded
 from agent.serving_codec import WireError, packb, unpackb
 from agent.serving_media import png_bytes, wav_bytes
-from agent.serving_runtime import PolicyRuntime, observation_spec
+from agent.serving_runtime import PolicyRuntime, generation_targets, observation_spec
 from agent.serving_schemas import (
     ActionChunkOut,
     AnswerRequest,
@@ -104,6 +104,7 @@ def create_app(
             "action_low": np.asarray(policy.action_low, dtype=np.float32).tolist(),
             "action_high": np.asarray(policy.action_high, dtype=np.float32).tolist(),
             "observation": spec.to_dict(),
+            "generation_targets": generation_targets(policy),
             "limits": {"max_request_bytes": config.max_request_bytes, "max_sessions": config.max_sessions},
             "batching": {
                 "max_batch": config.max_batch,
@@ -148,7 +149,7 @@ def create_app(
     async def action_chunk(body: ObservationRequest) -> ActionChunkOut:
         obs = body.observation.to_observation(spec)
         try:
-            chunk = await runtime.predict_chunk(None, obs)
+            chunk = await runtime.act("chunk", None, obs)
         except ValueError as e:
             raise HTTPException(422, detail=str(e)) from None
         return ActionChunkOut(actions=ArrayOut.from_numpy(chunk))
@@ -171,13 +172,16 @@ def create_app(
 
     @app.post("/v1/text", dependencies=auth, response_model=TextOut, summary="generate text from a prompt")
     async def text(body: GenerateRequest) -> TextOut:
-        obs = body.observation.to_observation(spec) if body.observation is not None else None
+        obs = body.observation.to_observation(spec)
         return TextOut(text=str(await model_call(policy.generate, obs, "text", body.prompt)))
 
     media = {"image": ("image/png", png_bytes), "audio": ("audio/wav", wav_bytes)}
 
     async def generate(body: GenerateRequest, target: str) -> Response:
-        obs = body.observation.to_observation(spec) if body.observation is not None else None
+        if target not in generation_targets(policy):
+            what = "image" if target == "image" else "audio"
+            raise HTTPException(501, detail=f"this checkpoint cannot generate {target}: it has no {what} VQ-GAN tokenizer")
+        obs = body.observation.to_observation(spec)
         out = await model_call(policy.generate, obs, target, body.prompt)
         media_type, encode = media[target]
         return Response(encode(np.asarray(out)), media_type=media_type)
@@ -255,10 +259,9 @@ def create_app(
             elif kind in ("select_action", "predict_action_chunk"):
                 obs = validate_observation(msg.get("observation"), spec)
                 if kind == "select_action":
-                    action = await runtime.call(session.select_action, obs)
-                    reply = {"type": "action", "action": np.asarray(action, dtype=np.float32)}
+                    reply = {"type": "action", "action": await runtime.act("select", session, obs)}
                 else:
-                    reply = {"type": "action_chunk", "actions": await runtime.predict_chunk(session, obs)}
+                    reply = {"type": "action_chunk", "actions": await runtime.act("chunk", session, obs)}
             else:
                 kinds = ["reset", "select_action", "predict_action_chunk", "metadata"]
                 return _ws_error(400, f"unknown type {kind!r}, expected one of {kinds}", request_id)

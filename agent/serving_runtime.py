@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import copy
 import inspect
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,14 +49,24 @@ def new_session(policy: Any) -> Any:
 
 
 def observation_spec(policy: Any, **limits: Any) -> ObservationSpec:
-    """What to check observations against, from the attributes the policy declares (if any)."""
-    cameras = getattr(policy, "cameras", None)
-    state_dim = getattr(policy, "state_dim", None)
-    return ObservationSpec(
-        cameras=tuple(cameras) if cameras else None,
-        state_dim=int(state_dim) if state_dim else None,
-        **limits,
-    )
+    """What to check observations against: the cameras the policy reads, its largest state (if declared)."""
+    spec = ObservationSpec(cameras=tuple(getattr(policy, "cameras", None) or ()), **limits)
+    state_dim = getattr(policy, "state_dim", None)  # agent.Policy: the model's max_state_dim
+    if state_dim:
+        spec = replace(spec, max_state_dim=int(state_dim))
+    return spec
+
+
+def generation_targets(policy: Any) -> list[str]:
+    """The outputs this checkpoint can generate: images and speech need its VQ-GAN tokenizers."""
+    if hasattr(policy, "generation_targets"):
+        return list(policy.generation_targets)
+    processor = getattr(policy, "processor", None)
+    targets = ["text", "boxes"]
+    for target, attr in (("image", "image_tokenizer"), ("audio", "audio_tokenizer")):
+        if processor is None or getattr(processor, attr, None) is not None:
+            targets.append(target)
+    return targets
 
 
 def _takes_sessions(fn: Callable) -> bool:
@@ -66,21 +77,17 @@ def _takes_sessions(fn: Callable) -> bool:
 
 
 class PolicyRuntime:
-    """Runs a Policy for many clients: ``await runtime.call(fn, ...)`` and ``await runtime.predict_chunk(...)``."""
+    """Runs a Policy for many clients: ``await runtime.call(fn, ...)`` and batched ``await runtime.act(...)``."""
 
     def __init__(self, policy: Any, max_batch: int = 8, max_wait_ms: float = 2.0, max_pending: int = 256):
         self.policy = policy
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="uio2-model")
-        self.batched = hasattr(policy, "predict_action_chunk_batch") and _takes_sessions(
-            policy.predict_action_chunk_batch
-        )
+        # Batched calls need the policy to take per-client sessions (agent.Policy does); else a loop.
+        self.batched = _takes_sessions(getattr(policy, "predict_action_chunk_batch", None))
         self.batcher = DynamicBatcher(
-            self._predict_chunks,
-            self.executor,
-            max_batch=max_batch,
-            max_wait_ms=max_wait_ms,
-            max_pending=max_pending,
+            self._run_batch, self.executor, max_batch=max_batch, max_wait_ms=max_wait_ms, max_pending=max_pending
         )
+        self._scratch: list[Any] = []  # fresh-state sessions for stateless (HTTP) requests; model thread only
 
     def start(self) -> None:
         self.batcher.start()
@@ -96,16 +103,42 @@ class PolicyRuntime:
     async def new_session(self) -> Any:
         return await self.call(new_session, self.policy)
 
-    async def predict_chunk(self, session: Any | None, observation: dict) -> np.ndarray:
-        """(K, D) float32 for one client; batched with other clients' requests. ``session=None``: stateless."""
-        return await self.batcher.submit((session, observation))
+    async def act(self, kind: str, session: Any | None, observation: dict) -> np.ndarray:
+        """``kind`` "chunk": (K, D) from predict_action_chunk; "select": (D,) from select_action.
 
-    def _predict_chunks(self, items: Sequence[tuple[Any, dict]]) -> list[np.ndarray]:
-        sessions = [s if s is not None else new_session(self.policy) for s, _ in items]
-        observations = [o for _, o in items]
-        if self.batched and len(items) > 1:
-            chunks = self.policy.predict_action_chunk_batch(observations, sessions=sessions)
-            return [np.asarray(c, dtype=np.float32) for c in chunks]
-        return [
-            np.asarray(s.predict_action_chunk(o), dtype=np.float32) for s, o in zip(sessions, observations)
-        ]
+        Batched with other clients' requests. ``session=None``: a fresh episode (stateless request).
+        """
+        if kind not in ("chunk", "select"):
+            raise ValueError(f"kind must be 'chunk' or 'select', got {kind!r}")
+        return await self.batcher.submit((kind, session, observation))
+
+    def _run_batch(self, items: Sequence[tuple[str, Any, dict]]) -> list[np.ndarray]:
+        sessions = list(self._fresh(sum(s is None for _, s, _ in items)))
+        sessions = [s if s is not None else sessions.pop() for _, s, _ in items]
+        results: list[Any] = [None] * len(items)
+        for kind in ("chunk", "select"):
+            idx = [i for i, item in enumerate(items) if item[0] == kind]
+            if not idx:
+                continue
+            obs, ses = [items[i][2] for i in idx], [sessions[i] for i in idx]
+            if kind == "chunk":
+                out = self._chunks(obs, ses)
+            elif self.batched and hasattr(self.policy, "select_action_batch"):
+                out = self.policy.select_action_batch(obs, ses)
+            else:
+                out = [s.select_action(o) for s, o in zip(ses, obs)]
+            for i, r in zip(idx, out):
+                results[i] = np.asarray(r, dtype=np.float32)
+        return results
+
+    def _chunks(self, observations: list[dict], sessions: list[Any]) -> Sequence[np.ndarray]:
+        if self.batched:
+            return self.policy.predict_action_chunk_batch(observations, sessions=sessions)
+        return [s.predict_action_chunk(o) for s, o in zip(sessions, observations)]
+
+    def _fresh(self, n: int) -> list[Any]:
+        while len(self._scratch) < n:
+            self._scratch.append(new_session(self.policy))
+        for s in self._scratch[:n]:
+            s.reset()
+        return self._scratch[:n]

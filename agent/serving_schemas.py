@@ -25,8 +25,7 @@ class ObservationError(ValueError):
 class ObservationSpec:
     """What the served policy expects and the limits the server enforces (also shown by /metadata)."""
 
-    cameras: tuple[str, ...] | None = None  # None: any camera names (at most max_cameras)
-    state_dim: int | None = None  # None: any length up to max_state_dim
+    cameras: tuple[str, ...] = ()  # cameras the policy needs; others may be sent too (and are ignored)
     max_cameras: int = 8
     max_image_side: int = 512
     max_state_dim: int = 256
@@ -35,7 +34,7 @@ class ObservationSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["cameras"] = list(self.cameras) if self.cameras is not None else None
+        d["cameras"] = list(self.cameras)
         return d
 
 
@@ -62,18 +61,12 @@ def _camera_maps(obs: dict, key: str, spec: ObservationSpec, required: bool) -> 
         raise ObservationError(
             f"observation.{key} has {len(maps)} cameras, at most {spec.max_cameras} allowed"
         )
-    if spec.cameras is not None:
-        unknown = sorted(set(maps) - set(spec.cameras))
-        if unknown:
-            raise ObservationError(
-                f"observation.{key} has unknown cameras {unknown}, expected {list(spec.cameras)}"
-            )
-        if required:
-            missing = sorted(set(spec.cameras) - set(maps))
-            if missing:
-                raise ObservationError(
-                    f"observation.{key} is missing cameras {missing}, expected {list(spec.cameras)}"
-                )
+    for cam in maps:
+        if not isinstance(cam, str) or not 0 < len(cam) <= 64:
+            raise ObservationError(f"observation.{key} camera names must be 1-64 characters, got {cam!r}")
+    missing = sorted(set(spec.cameras) - set(maps)) if required else []
+    if missing:
+        raise ObservationError(f"observation.{key} lacks cameras {missing}; the policy needs {list(spec.cameras)}")
     return maps
 
 
@@ -106,10 +99,6 @@ def validate_observation(obs: Any, spec: ObservationSpec) -> dict[str, Any]:
     if state is not None:
         if not (isinstance(state, np.ndarray) and state.ndim == 1 and state.dtype == np.float32):
             raise ObservationError(f"observation.state must be (S,) float32, got {_describe(state)}")
-        if spec.state_dim is not None and state.shape[0] != spec.state_dim:
-            raise ObservationError(
-                f"observation.state must be ({spec.state_dim},) float32, got {_describe(state)}"
-            )
         if state.shape[0] > spec.max_state_dim:
             raise ObservationError(
                 f"observation.state has {state.shape[0]} values, at most {spec.max_state_dim}"
@@ -117,8 +106,6 @@ def validate_observation(obs: Any, spec: ObservationSpec) -> dict[str, Any]:
         if not np.isfinite(state).all():
             raise ObservationError("observation.state must be finite, got NaN or inf")
         out["state"] = state
-    elif spec.state_dim is not None:
-        raise ObservationError(f"observation.state is required: ({spec.state_dim},) float32")
 
     text = obs.get("instruction", "")
     if not isinstance(text, str):
@@ -217,11 +204,11 @@ class BoxesRequest(ObservationRequest):
 
 
 class GenerateRequest(BaseModel):
-    """Image or speech generation from a prompt; the observation is optional context."""
+    """Text, an image or speech generated from a prompt about the current observation."""
 
     model_config = ConfigDict(extra="forbid")
     prompt: str = Field(min_length=1, max_length=1_000)
-    observation: ObservationIn | None = None
+    observation: ObservationIn
 
 
 class ArrayOut(BaseModel):
@@ -246,11 +233,11 @@ class TextOut(BaseModel):
 
 
 class BoxOut(BaseModel):
-    box: list[float] = Field(description="[x1, y1, x2, y2] in pixels of the first camera image")
+    box: list[float] = Field(description="[x1, y1, x2, y2] in pixels of the policy camera's image; [] if none")
 
     @field_validator("box")
     @classmethod
     def _four(cls, v: list[float]) -> list[float]:
-        if len(v) != 4:
-            raise ValueError(f"a box has 4 numbers, got {len(v)}")
+        if len(v) not in (0, 4):
+            raise ValueError(f"a box has 4 numbers (none when nothing was found), got {len(v)}")
         return v

@@ -84,7 +84,7 @@ def _decode_raw(msg: dict, cam: CameraConfig) -> np.ndarray:
     image = rows[:, : width * 3].reshape(height, width, 3)
     if encoding == "bgr8":
         image = image[..., ::-1]
-    return np.ascontiguousarray(image)
+    return image.copy()  # writable and contiguous (frombuffer's view is read-only)
 
 
 def _decode_compressed(msg: dict, cam: CameraConfig) -> np.ndarray:

@@ -46,7 +46,7 @@ def annotations(scene: Scene, camera: str, size: tuple[int, int], task: str, ins
             "center": centre.tolist(),
             "size": (hi - lo).tolist(),
             "yaw": float(np.arctan2(rot[1, 0], rot[0, 0])),
-            "visible": visible and cdepth > 0,
+            "visible": bool(visible and cdepth > 0),
         }
         if item.kind == "drawer":
             entry["open_amount"] = scene.drawer_qpos()

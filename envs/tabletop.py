@@ -37,6 +37,10 @@ class TabletopEnv(gym.Env):
     """One task of the suite (``task="push"``), or a task drawn per episode (``task=None``)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+    robot_type = "uio2_tabletop"
+    state_names = ["grasp_x", "grasp_y", "grasp_z", "grasp_vx", "grasp_vy", "grasp_vz", "finger_opening",
+                   "gripper_closed"]
+    action_names = ["dx", "dy", "dz", "gripper"]
 
     def __init__(
         self,

@@ -9,8 +9,12 @@ import av
 import numpy as np
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int, codec: str = "libx264", crf: int = 18) -> None:
-    """Encode (T, H, W, 3) uint8 frames to ``path``; the file appears only once it is complete."""
+def write_video(path: str | Path, frames: np.ndarray, fps: int, codec: str = "libx264", crf: int = 0) -> None:
+    """Encode (T, H, W, 3) uint8 frames to ``path``; the file appears only once it is complete.
+
+    The default, lossless H.264 in 4:4:4 (crf 0), decodes within 2 levels of the input (RGB<->YUV rounding):
+    the small coloured objects of 96 px frames keep their colours.
+    """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")

@@ -24,8 +24,8 @@ def url(policy):
 
 def observations(policy, n, seed=0):
     rng = np.random.default_rng(seed)
-    cams = getattr(policy, "cameras", None) or ("scene", "wrist")
-    dim = getattr(policy, "state_dim", None) or 8
+    cams = ("scene", "wrist")  # what our suite sends
+    dim = 8
     return [
         {
             "images": {c: rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for c in cams},

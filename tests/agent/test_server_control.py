@@ -34,10 +34,10 @@ def server(policy):
 
 def observation(policy, seed=0):
     rng = np.random.default_rng(seed)
-    cams = getattr(policy, "cameras", None) or ("scene", "wrist")
+    cams = ("scene", "wrist")  # what our suite sends
     return {
         "images": {c: rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for c in cams},
-        "state": rng.uniform(-1, 1, getattr(policy, "state_dim", None) or 7).astype(np.float32),
+        "state": rng.uniform(-1, 1, 8).astype(np.float32),
         "instruction": "open the drawer",
     }
 

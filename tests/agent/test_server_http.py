@@ -36,10 +36,10 @@ def http(url):
 
 def observation(policy, seed=0, size=96):
     rng = np.random.default_rng(seed)
-    cams = getattr(policy, "cameras", None) or ("scene", "wrist")
+    cams = ("scene", "wrist")  # what our suite sends
     obs = {
         "images": {c: rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for c in cams},
-        "state": rng.uniform(-1, 1, getattr(policy, "state_dim", None) or 7).astype(np.float32),
+        "state": rng.uniform(-1, 1, 8).astype(np.float32),
         "instruction": "push the red cube to the left",
     }
     return obs
@@ -99,15 +99,34 @@ def test_text_and_box_endpoints(http, policy):
     assert len(box) == 4 and np.allclose(box, policy.locate(obs, "red cube"))
 
 
-def test_image_is_png_and_speech_is_wav(http, policy):
-    r = http.post("/v1/image", json={"prompt": "a red cube"})
-    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
-    image = read_png(r.content)
-    assert image.ndim == 3 and image.shape[-1] == 3
+def test_image_and_speech_need_the_checkpoints_tokenizers(http, policy):
+    assert policy.processor.image_tokenizer is None  # the tiny checkpoint has no VQ-GANs
+    r = http.post("/v1/image", json={"prompt": "a red cube", **body(policy)})
+    assert r.status_code == 501 and "no image VQ-GAN tokenizer" in r.json()["detail"]
     r = http.post("/v1/speech", json={"prompt": "pick up the cube", **body(policy)})
-    assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
-    wave, rate = read_wav(r.content)
-    assert rate == 16_000 and wave.ndim == 1 and len(wave) > 0
+    assert r.status_code == 501 and "cannot generate audio" in r.json()["detail"]
+
+
+def test_image_is_png_and_speech_is_wav(http, policy):
+    """With (untrained) VQ-GAN tokenizers attached, the same endpoints return a PNG and a WAV."""
+    from model.audio_vqgan import AudioVQGAN, audio_config
+    from model.vqgan import ImageVQGAN, VQGANConfig
+
+    cfg = policy.model.config
+    policy.processor.image_tokenizer = ImageVQGAN(VQGANConfig.preset("test", codebook_size=cfg.image_codebook_size))
+    policy.processor.audio_tokenizer = AudioVQGAN(audio_config("test", codebook_size=cfg.audio_codebook_size))
+    try:
+        assert {"image", "audio"} <= set(http.get("/v1/metadata").json()["generation_targets"])
+        r = http.post("/v1/image", json={"prompt": "a red cube", **body(policy)})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+        image = read_png(r.content)
+        assert image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] == 8 * int(cfg.image_target_tokens**0.5)
+        r = http.post("/v1/speech", json={"prompt": "pick up the cube", **body(policy)})
+        assert r.status_code == 200 and r.headers["content-type"] == "audio/wav", r.text
+        wave, rate = read_wav(r.content)
+        assert rate == 16_000 and wave.ndim == 1 and len(wave) > 0 and np.abs(wave).max() <= 1.0
+    finally:
+        policy.processor.image_tokenizer = policy.processor.audio_tokenizer = None
 
 
 def _with(policy, path, value):

@@ -103,3 +103,51 @@ def bridge_overrides(
         "safety.hold_dims=[]",
         f"safety.estop_topic={prefix}/estop",
     ]
+
+
+class InputPublisher:
+    """Publishes camera frames, state and the instruction at ``rate`` Hz from a thread (paced sends)."""
+
+    def __init__(self, observer: Observer, policy, prefix: str = "/t", rate: float = 20.0) -> None:
+        from bridges.convert import image_to_msg
+
+        self.cameras, size, state_dim = policy_io(policy)
+        self.image, self.state = fake_inputs(size, state_dim)
+        self._to_msg = image_to_msg
+        self.pub_cam = {
+            c: observer.publisher(f"{prefix}/camera/{c}/image_raw", "sensor_msgs/Image") for c in self.cameras
+        }
+        self.pub_state = observer.publisher(f"{prefix}/state", "std_msgs/Float64MultiArray")
+        self.pub_instruction = observer.publisher(f"{prefix}/instruction", "std_msgs/String")
+        self.period = 1.0 / rate
+        self.camera_on = True
+        self.last_camera_sent = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> InputPublisher:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        k = 0
+        while not self._stop.is_set():
+            k += 1
+            if self.camera_on:
+                msg = self._to_msg(self.image, (k, 0))
+                for pub in self.pub_cam.values():
+                    pub(msg)
+                self.last_camera_sent = time.monotonic()
+            self.pub_state({"layout": {"dim": [], "data_offset": 0}, "data": self.state.tolist()})
+            if k % 10 == 1:
+                self.pub_instruction({"data": "push the red cube to the left"})
+            self._stop.wait(self.period)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def command_values(records) -> list[np.ndarray]:
+    """The Float64MultiArray commands an Observer recorded, as arrays."""
+    return [np.asarray(m["data"], np.float64) for _, m in list(records)]

@@ -20,14 +20,11 @@ log = logging.getLogger("tests.bridges")
 
 
 @pytest.fixture(scope="session")
-def policy():
-    """DEV STAND-IN (switch to agent.policy.Policy.from_pretrained(tiny_checkpoint))."""
-    import sys
+def policy(tiny_checkpoint):
+    """The real policy, from the lead's tiny checkpoint (tests/conftest.py)."""
+    from agent.policy import Policy
 
-    sys.path.insert(0, "/tmp/bscratch")
-    from standin import StandInPolicy
-
-    return StandInPolicy(action_dim=2)
+    return Policy.from_pretrained(tiny_checkpoint)
 
 
 @pytest.fixture(scope="session")
