@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from agent.serving_chunks import ChunkMerger
@@ -106,7 +107,11 @@ class PolicyClient:
         self._timeout = timeout
         self._lock = threading.Lock()  # one request/reply at a time on the socket
         self._next_id = 0
-        hello = unpackb(self._ws.recv(timeout=timeout))
+        try:
+            hello = unpackb(self._ws.recv(timeout=timeout))
+        except ConnectionClosed as e:
+            code, reason = (e.rcvd.code, e.rcvd.reason) if e.rcvd is not None else (None, "")
+            raise ServerError(503 if code == 1013 else 502, f"connection closed on connect ({code}: {reason})") from e
         if hello.get("type") != "metadata":
             raise ServerError(502, f"expected a metadata frame on connect, got {hello.get('type')!r}")
         self.metadata: dict[str, Any] = hello

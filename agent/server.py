@@ -20,6 +20,7 @@ HTTP (JSON bodies, arrays base64; the OpenAPI page is at /docs): POST /v1/action
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -65,7 +66,8 @@ class ServerConfig:
     max_sessions: int = 64
     max_batch: int = 8  # 1 turns batching off
     max_wait_ms: float = 2.0
-    max_pending: int = 256
+    max_pending: int = 256  # requests waiting for the model; more get 503
+    idle_timeout_s: float = 300.0  # a control session silent this long is closed (frees its slot)
 
 
 def create_app(
@@ -212,6 +214,8 @@ def create_app(
             await websocket.close(code=1008, reason="missing or wrong token")  # before accept: HTTP 403
             return
         if state["sessions"] >= config.max_sessions:
+            # Accept, then close with "try again later", so the client can read why.
+            await websocket.accept()
             await websocket.close(code=1013, reason=f"too many sessions (limit {config.max_sessions})")
             return
         state["sessions"] += 1
@@ -220,7 +224,11 @@ def create_app(
             session = await runtime.new_session()
             await websocket.send_bytes(packb({"type": "metadata", **metadata()}))
             while True:
-                message = await websocket.receive()
+                try:
+                    message = await asyncio.wait_for(websocket.receive(), config.idle_timeout_s)
+                except TimeoutError:
+                    await websocket.close(code=1001, reason=f"idle for {config.idle_timeout_s:g} s")
+                    break
                 if message["type"] == "websocket.disconnect":
                     break
                 reply = await _control_step(message, session)

@@ -26,6 +26,8 @@ def uvicorn_config(
         ws_per_message_deflate=False,  # a compressed frame could inflate past the limit
         h11_max_incomplete_event_size=64 * 1024,  # request line + headers
         timeout_keep_alive=5,
+        # Connections beyond this get 503 from uvicorn instead of queueing without bound.
+        limit_concurrency=config.max_sessions + config.max_pending,
         lifespan="on",
     )
 

@@ -6,7 +6,7 @@ Observation (a dict, the project's contract, see /tmp/coord/API.md):
   finger opening (m, 0.012 closed .. 0.09 open), gripper closed (0/1).
 - ``instruction``: str, a paraphrase of the episode's goal; ``speech``: (65536,) float32, that
   instruction spoken at 16 kHz (voice and speed drawn per episode), zero-padded.
-- optional ``depth`` (metres) and ``segmentation`` (root body ids, see ``annotations``) per camera.
+- optional ``depth`` (metres, at most 10: background) and ``segmentation`` (root body ids, see ``annotations``) per camera.
 
 Action: Box(-1, 1, (4,)): dx, dy, dz of the grasp point in units of ``max_delta`` metres per step
 (0.015 m by default; one step is 20 ms of physics), gripper (> 0 close, <= 0 open). Values outside
@@ -31,6 +31,7 @@ from envs.tasks import TASKS, Task
 from envs.validation import check_action
 
 CAMERAS = ("scene", "wrist")
+MAX_DEPTH = 10.0  # metres; pixels that see nothing (the far plane) read this
 
 
 class TabletopEnv(gym.Env):
@@ -88,7 +89,7 @@ class TabletopEnv(gym.Env):
             "speech": spaces.Box(-1.0, 1.0, (SPEECH_SAMPLES,), np.float32),
         }
         if depth:
-            obs["depth"] = spaces.Dict({c: spaces.Box(0, 100.0, (h, w), np.float32) for c in cameras})
+            obs["depth"] = spaces.Dict({c: spaces.Box(0, MAX_DEPTH, (h, w), np.float32) for c in cameras})
         if segmentation:
             obs["segmentation"] = spaces.Dict({c: spaces.Box(-1, 1 << 20, (h, w), np.int32) for c in cameras})
         self.observation_space = spaces.Dict(obs)
@@ -144,7 +145,9 @@ class TabletopEnv(gym.Env):
             "speech": self._speech.copy(),
         }
         if self.want_depth:
-            obs["depth"] = {c: self.cameras.depth(d, c, self.image_size) for c in self.camera_names}
+            obs["depth"] = {
+                c: np.minimum(self.cameras.depth(d, c, self.image_size), MAX_DEPTH) for c in self.camera_names
+            }
         if self.want_segmentation:
             obs["segmentation"] = {c: self.cameras.segmentation(d, c, self.image_size) for c in self.camera_names}
         return obs

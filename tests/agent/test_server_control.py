@@ -1,6 +1,7 @@
 """The websocket control endpoint: sessions, reset, batching across clients, and errors that never kill it."""
 
 import concurrent.futures
+import time
 
 import msgpack
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from agent.client import PolicyClient, RequestRejected
+from agent.client import PolicyClient, RequestRejected, ServerError
 from agent.server import ServerConfig, create_app
 from agent.serving_codec import packb, unpackb
 from agent.serving_launch import BackgroundServer
@@ -178,3 +179,18 @@ def test_client_raises_request_rejected_naming_the_value(server, policy):
             RequestRejected, match=r"observation.state must be \(S,\) float32, got \(\d+,\) float64"
         ):
             client.select_action(bad)
+
+
+def test_session_limit_and_idle_timeout_free_the_server(policy):
+    app = create_app(policy, ServerConfig(max_sessions=1, idle_timeout_s=0.5))
+    with BackgroundServer(app) as url:
+        ws_url = url.replace("http", "ws") + "/v1/control"
+        with PolicyClient(url) as first:
+            with pytest.raises(ServerError, match=r"503.*1013: too many sessions \(limit 1\)"):
+                PolicyClient(url)
+            time.sleep(1.0)  # first stays silent past the idle timeout: the server closes its session
+            with pytest.raises(ConnectionClosed) as e:
+                first.reset()
+            assert e.value.rcvd is not None and e.value.rcvd.code == 1001
+        with connect(ws_url, legacy=True) as ws:  # the slot is free again
+            assert unpackb(ws.recv(timeout=30))["type"] == "metadata"

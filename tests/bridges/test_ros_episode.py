@@ -34,20 +34,17 @@ def sim_bridge(policy, url: str) -> PolicyBridge:
     return PolicyBridge(policy, cfg)
 
 
-def node_args(result: Path, max_steps: int = MAX_STEPS, command_timeout: float = 20.0) -> list[str]:
-    size = str(policy_io_size)
+def node_args(policy, result: Path, max_steps: int = MAX_STEPS, command_timeout: float = 20.0) -> list[str]:
+    size = str(policy_io(policy)[1])
     return [
         "--env", ENV_ID, "--seed", str(SEED), "--max-steps", str(max_steps), "--image-size", size,
         "--lockstep", "--command-timeout", str(command_timeout), "--rate", "20", "--result", str(result),
     ]  # fmt: skip
 
 
-policy_io_size = 96
-
-
 def assert_replays_direct_rollout(policy, result: Path, max_steps: int = MAX_STEPS) -> dict:
     got = json.loads(result.read_text())[0]
-    env = make_env(ENV_ID, policy_io_size)
+    env = make_env(ENV_ID, policy_io(policy)[1])
     try:
         ref = rollout_direct(policy, env, SEED, max_steps)
     finally:
@@ -64,12 +61,12 @@ def test_episode_through_the_bridge_replays_the_direct_rollout(
 ):
     success = observer.subscribe("/sim/success", "std_msgs/Bool")
     result = tmp_path / "episode.json"
-    node = start_node(node_args(result))
+    node = start_node(node_args(policy, result))
     bridge = sim_bridge(policy, rosbridge.url)
     bridge.connect()
     bridge.start()
     try:
-        node.wait(timeout=90)
+        node.wait(timeout=60)
     finally:
         bridge.shutdown()
     assert node.returncode == 0, (tmp_path / "node.log").read_text()[-2000:]

@@ -1,0 +1,176 @@
+"""``uio2 demo``: the whole path in one command, sized for a 2-core CPU (under 30 minutes).
+
+1. collect scripted-expert demonstrations of every task of our tabletop suite into a
+   LeRobotDataset v3 folder (the format ``uio2 finetune`` reads);
+2. train the tiny model on them: action prediction plus the multimodal task mixture
+   (captions, questions, boxes, speech, ...);
+3. evaluate on held-out seeds, once reading the instruction and once hearing it;
+4. print the success table and write videos and a JSON + Markdown report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from training.config import load_config
+
+SUITE_TASKS = ["reach", "push", "pick_place", "stack", "drawer", "button"]
+
+
+@dataclass
+class DemoConfig:
+    out: str = "runs/demo"
+    tasks: list[str] = field(default_factory=lambda: list(SUITE_TASKS))
+    episodes_per_task: int = 30  # expert demonstrations per task
+    image_size: int = 64
+    train_config: str = "configs/demo_train.yaml"
+    train_overrides: list[str] = field(default_factory=list)
+    eval_episodes: int = 10  # held-out episodes per task, for each instruction mode
+    eval_num_envs: int = 5
+    eval_max_steps: int | None = None
+    videos: int = 1  # per task and mode
+    seed: int = 0
+
+
+QUICK = [  # a smoke run of every stage in a couple of minutes (used by the tests)
+    "episodes_per_task=1",
+    "eval_episodes=1",
+    "eval_num_envs=1",
+    "eval_max_steps=5",
+    "train_overrides=[trainer.max_steps=3, trainer.batch_size=4, trainer.checkpoint_every_n_steps=3,"
+    " trainer.log_every_n_steps=1, logger.name=csv]",
+]
+
+
+def resolve_config(path: str) -> Path:
+    """A config path as given, or relative to this repository's root (so the demo runs from anywhere)."""
+    p = Path(path)
+    if p.exists() or p.is_absolute():
+        return p
+    return Path(__file__).resolve().parents[1] / p
+
+
+def collect(cfg: DemoConfig, dataset: Path) -> dict:
+    """Record ``episodes_per_task`` successful expert episodes of each task (seeds below the eval seeds)."""
+    from envs.collect import add_arguments, run
+
+    t0 = time.perf_counter()
+    for i, task in enumerate(cfg.tasks):
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        args = parser.parse_args(
+            ["--env", task, "--episodes", str(cfg.episodes_per_task), "--out", str(dataset),
+             "--seed", str(cfg.seed + 1000 * i), "--image-size", str(cfg.image_size)]
+        )  # fmt: skip
+        if run(args) != 0:
+            raise RuntimeError(f"collecting {task} failed: the expert could not finish enough episodes")
+    return {"seconds": time.perf_counter() - t0, "dataset": str(dataset)}
+
+
+def train(cfg: DemoConfig, dataset: Path) -> tuple[Path, dict]:
+    from agent.policy import PolicyConfig
+    from training.configuration import TrainConfig
+    from training.trainer import train as run_training
+
+    overrides = [f"out_dir={Path(cfg.out) / 'train'}", f"data.dataset={dataset}", *cfg.train_overrides]
+    train_cfg = load_config(TrainConfig, resolve_config(cfg.train_config), overrides)
+    t0 = time.perf_counter()
+    checkpoint = run_training(train_cfg)
+    seconds = time.perf_counter() - t0
+    # The robot's limits travel with the checkpoint, so every user of it clips the same way.
+    PolicyConfig(
+        history=train_cfg.data.history, camera="scene", action_low=[-1.0] * 4, action_high=[1.0] * 4
+    ).save(checkpoint)
+    return checkpoint, {
+        "seconds": seconds,
+        "checkpoint": str(checkpoint),
+        "steps": train_cfg.trainer.max_steps,
+    }
+
+
+def evaluate(cfg: DemoConfig, checkpoint: Path) -> dict:
+    from agent.evaluate import EvalConfig
+    from agent.evaluate import evaluate as run_eval
+    from agent.policy import Policy
+
+    policy = Policy.from_pretrained(checkpoint)
+    reports = {}
+    for mode in ("text", "speech"):
+        eval_cfg = EvalConfig(
+            env="tabletop", tasks=list(cfg.tasks), episodes=cfg.eval_episodes, num_envs=cfg.eval_num_envs,
+            instruction=mode, videos=cfg.videos, image_size=cfg.image_size, max_steps=cfg.eval_max_steps,
+            out=str(Path(cfg.out) / f"eval_{mode}"),
+        )  # fmt: skip
+        reports[mode] = run_eval(policy, eval_cfg)
+    return reports
+
+
+def success_table(reports: dict) -> str:
+    text, speech = reports["text"], reports["speech"]
+    lines = ["| task | text | speech |", "| --- | ---: | ---: |"]
+    for t, s in zip(text["tasks"], speech["tasks"]):
+        lines.append(
+            f"| {t['task']} | {100 * t['success_rate']:.0f}% ({t['successes']}/{t['episodes']}) "
+            f"| {100 * s['success_rate']:.0f}% ({s['successes']}/{s['episodes']}) |"
+        )
+    lines.append(
+        f"| **mean** | **{100 * text['mean_success_rate']:.0f}%** | **{100 * speech['mean_success_rate']:.0f}%** |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def demo(cfg: DemoConfig) -> dict:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(
+        f"[demo 1/3] collecting {cfg.episodes_per_task} expert episodes x {len(cfg.tasks)} tasks", flush=True
+    )
+    dataset = out / "dataset"
+    collected = collect(cfg, dataset)
+    print(f"[demo 2/3] training the tiny model ({cfg.train_config})", flush=True)
+    checkpoint, trained = train(cfg, dataset)
+    print(
+        f"[demo 3/3] evaluating {cfg.eval_episodes} held-out episodes per task, text and speech", flush=True
+    )
+    reports = evaluate(cfg, checkpoint)
+    table = success_table(reports)
+    summary = {
+        "config": asdict(cfg),
+        "collect": collected,
+        "train": trained,
+        "success": {m: r["mean_success_rate"] for m, r in reports.items()},
+        "per_task": {m: {t["task"]: t["success_rate"] for t in r["tasks"]} for m, r in reports.items()},
+        "minutes": (time.perf_counter() - t0) / 60,
+    }
+    (out / "report.json").write_text(json.dumps(summary, indent=2))
+    (out / "report.md").write_text(
+        f"# uio2 demo\n\nTrained {trained['steps']} steps in {trained['seconds'] / 60:.1f} min; "
+        f"whole demo {summary['minutes']:.1f} min.\n\n{table}\nVideos: `{out}/eval_text/videos`, "
+        f"`{out}/eval_speech/videos`. Checkpoint: `{checkpoint}`.\n"
+    )
+    print("\n" + table)
+    print(f"report: {out / 'report.md'}  videos: {out}/eval_*/videos  checkpoint: {checkpoint}")
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="a YAML file with DemoConfig fields")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run of every stage (minutes, not a result)"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="DemoConfig overrides, e.g. out=runs/d2 episodes_per_task=10"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("WANDB_MODE", "offline")
+    overrides = (QUICK if args.quick else []) + list(args.overrides)
+    demo(load_config(DemoConfig, args.config, overrides))
+    return 0

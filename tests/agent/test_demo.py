@@ -1,0 +1,27 @@
+"""The main job, end to end at smoke size: collect -> train -> evaluate (text and speech) -> report."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_quick_runs_every_stage(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "demo", "--quick", f"out={out}", "tasks=[reach, button]"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["success"]) == {"text", "speech"}
+    assert set(report["per_task"]["text"]) == {"reach", "button"}
+    assert (out / "dataset" / "meta" / "info.json").exists()
+    assert (out / "report.md").read_text().count("|") > 10
+    assert list((out / "eval_text" / "videos").glob("*.mp4"))
+    assert list((out / "eval_speech" / "videos").glob("*.mp4"))
+    assert "| **mean** |" in proc.stdout

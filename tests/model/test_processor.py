@@ -1,0 +1,56 @@
+"""Processor and collate: token accounting, patch subsampling, the VQ-GAN hooks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model.example import Example
+from model.packing import collate
+from model.processor import encoder_length
+from model.vqgan import ImageVQGAN, VQGANConfig
+
+
+def test_encoded_example_layout(processor, examples, tiny_config):
+    e = processor.encode(examples[1])
+    assert e.text_ids[0] == processor.vocab.prefix_id("action", "S")
+    assert e.image.shape == (3, 64, 64) and e.image_history.shape == (2, 3, 64, 64)
+    assert e.audio.shape == (128, 256) and e.state.shape == (tiny_config.max_state_dim,)
+    start, end = processor.vocab.output_range("action")
+    assert len(e.target_ids) == 16 and ((e.target_ids >= start) & (e.target_ids < end)).all()
+    n = len(e.text_ids) + 16 + 2 * 32 + 128 + 1
+    assert encoder_length(e, tiny_config) == n
+
+
+def test_collate_counts_tokens_and_utilisation(processor, examples, tiny_config):
+    encoded = [processor.encode(e) for e in examples]
+    batch = collate(encoded, tiny_config)
+    st = batch["stats"]
+    assert st["enc_tokens"] == int((batch["enc_segment"] > 0).sum())
+    assert st["dec_tokens"] == int((batch["dec_segment"] > 0).sum())
+    assert 0 < st["utilisation"] <= 1
+    assert batch["enc_ids"].shape[1] <= tiny_config.max_encoder_len
+
+
+def test_patch_subsampling_in_training_mode(processor, examples, tiny_config):
+    processor.config = tiny_config.__class__(**{**tiny_config.to_dict(), "image_patch_keep": 0.5})
+    processor.training = True
+    e = processor.encode(examples[0])
+    assert len(e.image_keep) == 8 and e.image_keep.unique().numel() == 8
+    processor.training = False
+    assert len(processor.encode(examples[0]).image_keep) == 16
+
+
+def test_image_target_through_the_vqgan_hook(processor, tiny_config):
+    img = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    ex = Example("image", img, text="the scene after the push")
+    with pytest.raises(RuntimeError, match="image_tokenizer is None"):
+        processor.encode(ex)
+    torch.manual_seed(0)
+    processor.image_tokenizer = ImageVQGAN(VQGANConfig.preset("test")).eval()
+    e = processor.encode(ex)
+    assert len(e.target_ids) == tiny_config.image_target_tokens
+    assert e.target_input.shape == (3, 64, 64)
+    out = processor.decode_image(e.target_ids)
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
