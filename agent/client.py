@@ -11,6 +11,8 @@ episode's history). By default ``select_action`` is the server's own ``select_ac
 same actions as the local policy. With ``async_threshold=N`` the client runs chunks itself: when N or
 fewer actions are left it sends the current observation for the next chunk in the background, keeps
 executing, and merges the overlap (agent/serving_chunks.py), hiding the network and model latency.
+In that mode the server sees only the observations chunks are asked for, so a policy with image
+history gets frames a few steps apart (as LeRobot's async inference does).
 """
 
 from __future__ import annotations
@@ -111,7 +113,9 @@ class PolicyClient:
             hello = unpackb(self._ws.recv(timeout=timeout))
         except ConnectionClosed as e:
             code, reason = (e.rcvd.code, e.rcvd.reason) if e.rcvd is not None else (None, "")
-            raise ServerError(503 if code == 1013 else 502, f"connection closed on connect ({code}: {reason})") from e
+            raise ServerError(
+                503 if code == 1013 else 502, f"connection closed on connect ({code}: {reason})"
+            ) from e
         if hello.get("type") != "metadata":
             raise ServerError(502, f"expected a metadata frame on connect, got {hello.get('type')!r}")
         self.metadata: dict[str, Any] = hello

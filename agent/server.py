@@ -21,6 +21,7 @@ HTTP (JSON bodies, arrays base64; the OpenAPI page is at /docs): POST /v1/action
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -91,7 +92,6 @@ def create_app(
         version=PROTOCOL,
         description=__doc__,
         lifespan=lifespan,
-        dependencies=[],
     )
     app.add_middleware(BodySizeLimit, max_bytes=config.max_request_bytes)
     app.state.runtime = runtime
@@ -182,7 +182,9 @@ def create_app(
     async def generate(body: GenerateRequest, target: str) -> Response:
         if target not in generation_targets(policy):
             what = "image" if target == "image" else "audio"
-            raise HTTPException(501, detail=f"this checkpoint cannot generate {target}: it has no {what} VQ-GAN tokenizer")
+            raise HTTPException(
+                501, detail=f"this checkpoint cannot generate {target}: it has no {what} VQ-GAN tokenizer"
+            )
         obs = body.observation.to_observation(spec)
         out = await model_call(policy.generate, obs, target, body.prompt)
         media_type, encode = media[target]
@@ -310,10 +312,28 @@ def add_arguments(parser: Any) -> None:
         default=None,
         help="file whose first line is the bearer token (else $UIO2_SERVE_TOKEN); required off loopback",
     )
-    parser.add_argument("--max-request-bytes", type=int, default=d.max_request_bytes)
-    parser.add_argument("--max-sessions", type=int, default=d.max_sessions)
-    parser.add_argument("--max-batch", type=int, default=d.max_batch, help="1 turns batching off")
-    parser.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms)
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=d.max_request_bytes,
+        help="largest HTTP body / websocket frame",
+    )
+    parser.add_argument("--max-sessions", type=int, default=d.max_sessions, help="concurrent control clients")
+    parser.add_argument(
+        "--max-batch", type=int, default=d.max_batch, help="requests batched into one model call (1: off)"
+    )
+    parser.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=d.max_wait_ms,
+        help="how long an idle model waits to fill a batch",
+    )
+    parser.add_argument(
+        "--idle-timeout-s",
+        type=float,
+        default=d.idle_timeout_s,
+        help="close control sessions silent this long",
+    )
     parser.add_argument("--log-level", default="info")
 
 
@@ -336,9 +356,12 @@ def run(args: Any) -> int:
         max_sessions=args.max_sessions,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
+        idle_timeout_s=args.idle_timeout_s,
     )
     log.info("serving %s with %s", args.checkpoint, asdict(config) | {"token": bool(token)})
     import uvicorn
 
-    uvicorn.Server(uvicorn_config(create_app(policy, config), args.host, args.port, args.log_level)).run()
+    server = uvicorn.Server(uvicorn_config(create_app(policy, config), args.host, args.port, args.log_level))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn shuts down cleanly on Ctrl-C, then re-raises it
+        server.run()
     return 0

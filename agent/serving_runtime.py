@@ -12,8 +12,8 @@ import asyncio
 import concurrent.futures
 import copy
 import inspect
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -85,7 +85,11 @@ class PolicyRuntime:
         # Batched calls need the policy to take per-client sessions (agent.Policy does); else a loop.
         self.batched = _takes_sessions(getattr(policy, "predict_action_chunk_batch", None))
         self.batcher = DynamicBatcher(
-            self._run_batch, self.executor, max_batch=max_batch, max_wait_ms=max_wait_ms, max_pending=max_pending
+            self._run_batch,
+            self.executor,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            max_pending=max_pending,
         )
         self._scratch: list[Any] = []  # fresh-state sessions for stateless (HTTP) requests; model thread only
 

@@ -66,7 +66,9 @@ def _camera_maps(obs: dict, key: str, spec: ObservationSpec, required: bool) -> 
             raise ObservationError(f"observation.{key} camera names must be 1-64 characters, got {cam!r}")
     missing = sorted(set(spec.cameras) - set(maps)) if required else []
     if missing:
-        raise ObservationError(f"observation.{key} lacks cameras {missing}; the policy needs {list(spec.cameras)}")
+        raise ObservationError(
+            f"observation.{key} lacks cameras {missing}; the policy needs {list(spec.cameras)}"
+        )
     return maps
 
 
@@ -233,7 +235,9 @@ class TextOut(BaseModel):
 
 
 class BoxOut(BaseModel):
-    box: list[float] = Field(description="[x1, y1, x2, y2] in pixels of the policy camera's image; [] if none")
+    box: list[float] = Field(
+        description="[x1, y1, x2, y2] in pixels of the policy camera's image; [] if none"
+    )
 
     @field_validator("box")
     @classmethod

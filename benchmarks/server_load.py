@@ -1,12 +1,18 @@
 """Load benchmark of ``uio2 serve``: N concurrent control clients on loopback, batching on vs off.
 
-    python benchmarks/server_load.py --checkpoint CKPT [--clients 8] [--seconds 10]
+    python benchmarks/server_load.py [--checkpoint CKPT] [--clients 8] [--seconds 10]
+
+Without --checkpoint it builds an untrained tiny checkpoint (agent/checkpoints.py): the tiny model's
+compute, so the figures measure the serving stack plus the smallest model, not a trained one.
 
 The server runs in its own process (so its memory can be read from /proc); each client is a thread
 with its own websocket session asking for action chunks in a closed loop. Reports throughput
 (chunks/s), p50/p95 latency, errors (target 0) and the server's RSS after warm-up vs at the end
 (target: no growth), for ``--max-batch N`` and for ``--max-batch 1`` (batching off), and their ratio.
-Bounded: at most 32 clients and 60 s per setting. Writes benchmarks/results/server_load.json.
+Then one robot at a fixed control period (``--step-ms``) on the batching server: how long
+``select_action`` blocks per step with plain chunks (sync) vs asynchronous chunking (next chunk asked
+for at half a chunk left, as LeRobot does by default). Bounded: at most 32 clients and 60 s per setting.
+Writes benchmarks/results/server_load.json.
 """
 
 from __future__ import annotations
@@ -51,6 +57,21 @@ def serve(args: argparse.Namespace) -> None:
     uvicorn.Server(uvicorn_config(create_app(policy, config), port=args.port, log_level="warning")).run()
 
 
+def untrained_tiny_checkpoint() -> Path:
+    import tempfile
+
+    from agent.checkpoints import build_untrained_checkpoint
+
+    texts = [
+        "push the red cube to the left",
+        "open the drawer",
+        "press the blue button",
+        "Describe the image.",
+    ] * 8
+    low, high = -np.ones(4, np.float32), np.ones(4, np.float32)
+    return build_untrained_checkpoint(tempfile.mkdtemp(prefix="uio2-serve-bench-"), texts, low, high)
+
+
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -66,11 +87,11 @@ def free_port() -> int:
 
 
 def observation(meta: dict, rng: np.random.Generator) -> dict:
-    cams = meta["observation"]["cameras"] or ["scene", "wrist"]
-    dim = meta["observation"]["state_dim"] or 8
+    """What our tabletop suite sends: two 96x96 cameras, an (8,) state, an instruction."""
+    cams = sorted({"scene", "wrist", *meta["observation"]["cameras"]})
     return {
         "images": {c: rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for c in cams},
-        "state": rng.uniform(-1, 1, dim).astype(np.float32),
+        "state": rng.uniform(-1, 1, 8).astype(np.float32),
         "instruction": "push the red cube to the left",
     }
 
@@ -100,6 +121,49 @@ def client_loop(url: str, seconds: float, seed: int, latencies: list, errors: li
             except Exception as e:
                 errors.append(repr(e))
             i += 1
+
+
+def load(url: str, clients: int, seconds: float, seed: int) -> tuple[list[float], list[str], float]:
+    """``clients`` threads in closed loop for ``seconds``: (latencies s, errors, wall s)."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    barrier = threading.Barrier(clients + 1)
+    threads = [
+        threading.Thread(target=client_loop, args=(url, seconds, seed + i, latencies, errors, barrier))
+        for i in range(clients)
+    ]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return latencies, errors, time.perf_counter() - t0
+
+
+def control_loop(url: str, steps: int, step_s: float, async_threshold: int | None) -> dict:
+    """One robot at a fixed control period: how long select_action blocks per step, sync vs async chunks."""
+    from agent.client import PolicyClient
+
+    with PolicyClient(url, async_threshold=async_threshold) as client:
+        obs = observation(client.metadata, np.random.default_rng(7))
+        client.reset()
+        waits = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            client.select_action(obs)
+            waits.append(time.perf_counter() - t0)
+            time.sleep(step_s)  # the robot executing the action
+    w = np.array(waits) * 1000
+    return {
+        "async_threshold": async_threshold,
+        "steps": steps,
+        "step_period_ms": step_s * 1000,
+        "select_action_ms_p50": round(float(np.percentile(w, 50)), 2),
+        "select_action_ms_p95": round(float(np.percentile(w, 95)), 2),
+        "select_action_ms_max": round(float(w.max()), 2),
+        "steps_blocked_over_20ms": int((w > 20).sum()),
+    }
 
 
 def run_setting(args: argparse.Namespace, max_batch: int) -> dict:
@@ -132,26 +196,29 @@ def run_setting(args: argparse.Namespace, max_batch: int) -> dict:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start (exit code {proc.poll()})")
             time.sleep(0.2)
-        # Warm-up: one short pass so lazy allocations are not counted as growth.
-        warm: list = []
-        client_loop(url, 1.0, 999, warm, [], threading.Barrier(1))
-        rss_start = rss_mib(proc.pid)
-        latencies: list[float] = []
-        errors: list[str] = []
-        barrier = threading.Barrier(args.clients + 1)
-        threads = [
-            threading.Thread(target=client_loop, args=(url, args.seconds, i, latencies, errors, barrier))
-            for i in range(args.clients)
-        ]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        t0 = time.perf_counter()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        rss_end = rss_mib(proc.pid)
+        # Warm-up at full concurrency, so batch-shaped allocations are not counted as growth.
+        load(url, args.clients, min(2.0, args.seconds), seed=1000)
+        rss = [rss_mib(proc.pid)]
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.wait(0.5):
+                rss.append(rss_mib(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        latencies, errors, wall = load(url, args.clients, args.seconds, seed=0)
+        sampling.set()
+        sampler.join()
+        rss.append(rss_mib(proc.pid))
         stats = httpx.get(f"{url}/v1/metadata", timeout=10).json()["batching"]
+        control = None
+        if args.control_steps and max_batch > 1:
+            chunk = httpx.get(f"{url}/v1/metadata", timeout=10).json()["chunk_size"]
+            control = {
+                mode: control_loop(url, args.control_steps, args.step_ms / 1000, threshold)
+                for mode, threshold in (("sync", None), ("async", chunk // 2))
+            }
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -164,20 +231,26 @@ def run_setting(args: argparse.Namespace, max_batch: int) -> dict:
         "latency_ms_p95": round(float(np.percentile(lat, 95)), 2) if len(lat) else None,
         "errors": len(errors),
         "error_examples": errors[:3],
-        "rss_mib_start": round(rss_start, 1),
-        "rss_mib_end": round(rss_end, 1),
+        "rss_mib_start": round(rss[0], 1),
+        "rss_mib_max": round(max(rss), 1),
+        "rss_mib_end": round(rss[-1], 1),
         "server_batching": stats,
+        **({"control_loop": control} if control else {}),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument(
+        "--checkpoint", default=None, help="default: an untrained tiny checkpoint, built in a temp dir"
+    )
     p.add_argument("--policy-class", default="agent.policy:Policy", help="module:Class with from_pretrained")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10.0, help="per setting")
     p.add_argument("--max-batch", type=int, default=8, help="the batching-on setting")
     p.add_argument("--max-wait-ms", type=float, default=2.0)
+    p.add_argument("--control-steps", type=int, default=60, help="single-robot loop, sync vs async (0: skip)")
+    p.add_argument("--step-ms", type=float, default=50.0, help="control period of that loop")
     p.add_argument("--out", default=str(RESULTS / "server_load.json"))
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -187,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not (1 <= args.clients <= MAX_CLIENTS and 0 < args.seconds <= MAX_SECONDS):
         p.error(f"--clients must be in [1, {MAX_CLIENTS}] and --seconds in (0, {MAX_SECONDS}]")
+    if args.checkpoint is None:
+        args.checkpoint = str(untrained_tiny_checkpoint())
     on = run_setting(args, args.max_batch)
     off = run_setting(args, 1)
     result = {

@@ -37,7 +37,11 @@ def _spectral_errors(ref: torch.Tensor, rec: torch.Tensor) -> dict:
     l1 = float((rec - ref).abs().mean())
     ref_p, rec_p = ref.exp(), rec.exp()
     sc = torch.linalg.norm((ref_p - rec_p).flatten(1), dim=1) / torch.linalg.norm(ref_p.flatten(1), dim=1)
-    return {"log_mel_l1": l1, "log_mel_l1_db": l1 * 10 / math.log(10), "spectral_convergence": float(sc.mean())}
+    return {
+        "log_mel_l1": l1,
+        "log_mel_l1_db": l1 * 10 / math.log(10),
+        "spectral_convergence": float(sc.mean()),
+    }
 
 
 def main(argv=None) -> int:
@@ -92,13 +96,19 @@ def main(argv=None) -> int:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "vqgan_audio.json").write_text(json.dumps(result, indent=2))
-    print(f"held-out clips: {len(waves)}  codebook {model.codebook_size}  tokens/clip {model.tokens_per_clip()}")
+    print(
+        f"held-out clips: {len(waves)}  codebook {model.codebook_size}  tokens/clip {model.tokens_per_clip()}"
+    )
     print(
         f"tokenizer log-mel L1: {tokenizer['log_mel_l1']:.3f} nats ({tokenizer['log_mel_l1_db']:.2f} dB), "
         f"spectral convergence {tokenizer['spectral_convergence']:.3f}, usage {tokenizer['codebook_usage']:.1%}"
     )
-    print(f"Griffin-Lim only:    L1 {griffin_lim['log_mel_l1']:.3f} nats, SC {griffin_lim['spectral_convergence']:.3f}")
-    print(f"codes -> waveform:   L1 {full_path['log_mel_l1']:.3f} nats, SC {full_path['spectral_convergence']:.3f}")
+    print(
+        f"Griffin-Lim only:    L1 {griffin_lim['log_mel_l1']:.3f} nats, SC {griffin_lim['spectral_convergence']:.3f}"
+    )
+    print(
+        f"codes -> waveform:   L1 {full_path['log_mel_l1']:.3f} nats, SC {full_path['spectral_convergence']:.3f}"
+    )
     if training:
         print(f"training: {training.get('steps')} steps in {training.get('minutes', 0):.1f} min")
     print(f"WAV samples: {out}/")

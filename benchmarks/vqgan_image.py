@@ -49,7 +49,10 @@ def main(argv=None) -> int:
     model = ImageVQGAN.from_pretrained(ckpt)
     d = cfg.data
     heldout = np.concatenate(
-        [load_frames(s, d.heldout_episodes, d.steps_per_episode, d.frame_size, d.heldout_seed, d.cache_dir) for s in d.sources]
+        [
+            load_frames(s, d.heldout_episodes, d.steps_per_episode, d.frame_size, d.heldout_seed, d.cache_dir)
+            for s in d.sources
+        ]
     )
     start = time.time()
     metrics = evaluate_image(model, heldout, sizes=(64, 128))
@@ -81,13 +84,16 @@ def main(argv=None) -> int:
         **metrics,
         "targets": {"psnr_db": TARGET_PSNR, "codebook_usage": TARGET_USAGE},
         "meets_targets": bool(
-            min(metrics["psnr_64"], metrics["psnr_128"]) >= TARGET_PSNR and metrics["codebook_usage"] >= TARGET_USAGE
+            min(metrics["psnr_64"], metrics["psnr_128"]) >= TARGET_PSNR
+            and metrics["codebook_usage"] >= TARGET_USAGE
         ),
         "training": training,
         "grid_png": str(grid_path.relative_to(RESULTS.parent.parent)),
     }
     (RESULTS / "vqgan_image.json").write_text(json.dumps(result, indent=2))
-    print(f"held-out frames: {len(heldout)}  codebook {model.codebook_size}  f={model.config.downsample_factor}")
+    print(
+        f"held-out frames: {len(heldout)}  codebook {model.codebook_size}  f={model.config.downsample_factor}"
+    )
     print(f"PSNR 64x64:  {metrics['psnr_64']:.2f} dB   (target >= {TARGET_PSNR})")
     print(f"PSNR 128x128: {metrics['psnr_128']:.2f} dB  (target >= {TARGET_PSNR})")
     print(f"codebook usage: {metrics['codebook_usage']:.1%}  (target >= {TARGET_USAGE:.0%})")

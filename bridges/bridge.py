@@ -24,6 +24,7 @@ restarted in one process: ``shutdown`` closes this connection only; call
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import json
 import logging
@@ -69,24 +70,29 @@ class PolicyBridge:
             "overruns": 0,
             "not_connected": 0,
             "rejected_messages": 0,
+            "connections": 0,
         }
         self.status = "waiting"
         self.last_command: np.ndarray | None = None
         self.ros = None
         self._connected = threading.Event()
+        self._ready_lock = threading.Lock()
+        self._proto = None
         self._topics: dict[str, object] = {}
         self._command_topics: list = []
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="uio2-inference")
-        self._pending: tuple[concurrent.futures.Future, float, tuple | None] | None = None
+        self._pending: tuple | None = None  # (future, started, stamp, newest input's arrival)
         self._last_stamp = None
         self._last_seqs: tuple = ()
-        self._last_action: np.ndarray | None = None  # sync: the policy's action for _last_stamp
+        self._last_action: np.ndarray | None = None  # sync: the last action acted on, and its stamp
+        self._last_action_stamp = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._log_times: dict[str, float] = {}
         self._instruction_seq = 0
         self.modalities = None
         self.tick_times: list[float] = []  # monotonic time of each tick, for the achieved rate
+        self.input_to_command: collections.deque[float] = collections.deque(maxlen=10_000)  # seconds
 
     # ------------------------------------------------------------ connection
 
@@ -104,7 +110,9 @@ class PolicyBridge:
         self.ros.on("ready", self._on_ready)
         self.ros.on("close", self._on_close)
         self.ros.run(timeout=timeout)
-        self._connected.set()
+        # With the reactor already running (another connection in this process), the link may have
+        # opened before on("ready") was registered: take the open one now.
+        self.ros.factory.on_ready(self._on_ready)
         cfg = self.cfg
         for cam in cfg.cameras:
             self._subscribe(cam.topic, cam.type, lambda m, c=cam: self._on_camera(c, m))
@@ -129,9 +137,20 @@ class PolicyBridge:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def _on_ready(self, _proto) -> None:
-        if not self._connected.is_set():
-            log.info("rosbridge connection (re)established at %s", self.cfg.rosbridge)
+    def _on_ready(self, proto) -> None:
+        with self._ready_lock:  # called from the "ready" event and once from connect(): count each link once
+            if proto is self._proto:
+                return
+            self._proto = proto
+        self.stats["connections"] += 1
+        handlers = getattr(proto, "_message_handlers", None)
+        if isinstance(handlers, dict) and handlers.get("status") is None:
+            # roslibpy 2.1.0 has no handler for rosbridge's "status" op (its errors about our
+            # requests) and logs a traceback per message; log them as what they are instead.
+            handlers["status"] = lambda m: self._log_limited(
+                f"status|{m.get('msg', '')[:40]}", logging.WARNING, "rosbridge status: %s", dict(m)
+            )
+        log.info("rosbridge connection %d established at %s", self.stats["connections"], self.cfg.rosbridge)
         self._connected.set()
 
     def _on_close(self, _proto) -> None:
@@ -149,7 +168,9 @@ class PolicyBridge:
                 callback(msg)
             except convert.ConversionError as e:
                 self.stats["rejected_messages"] += 1
-                self._log_limited(name, logging.WARNING, "rejected message on %s: %s", name, e)
+                # one line per topic and kind of fault per second: a flood must not become a log flood
+                key = f"{name}|{str(e)[len(name) : len(name) + 40]}"
+                self._log_limited(key, logging.WARNING, "rejected message on %s: %s", name, e)
             except Exception:  # a callback bug must not take the reactor thread down
                 self.stats["rejected_messages"] += 1
                 log.exception("error handling a message on %s", name)
@@ -247,7 +268,7 @@ class PolicyBridge:
             self._drop_pending()
             return self._safe("estop")
         if self._pending is not None:
-            future, started, stamp = self._pending
+            future, started, stamp, newest = self._pending
             if not future.done():
                 if time.monotonic() - started > safety.command_timeout:
                     self.stats["inference_timeouts"] += 1
@@ -258,7 +279,7 @@ class PolicyBridge:
             if late:  # its observation is too old to act on
                 self.stats["late_results_dropped"] += 1
             else:
-                return self._act(future, stamp)
+                return self._act(future, stamp, newest)
         stale = stale_inputs(self.inputs.ages(self.watched), safety.max_age)
         if stale:
             return self._safe("stale: " + ", ".join(stale))
@@ -268,33 +289,39 @@ class PolicyBridge:
             stamp = common_stamp({n: samples[n] for n in self.watched})
             seqs = tuple(samples[n].seq for n in self.watched if samples[n] is not None)
             if stamp is None:
-                return None  # no complete synchronised set yet: the robot holds, the watchdog still watches
+                return None  # no complete synchronised set yet: the robot holds, the watchdog watches
             if stamp == self._last_stamp:
-                if seqs != self._last_seqs and self._last_action is not None:
+                if seqs == self._last_seqs:
+                    return None  # no new synchronised set yet: the robot holds, the watchdog watches
+                self._last_seqs = seqs
+                if self._last_action is not None and self._last_action_stamp == stamp:
                     # The robot sent the same observation again: our command was lost (say, to a
                     # rosbridge restart). Answer it again, without a second inference on it.
-                    self._last_seqs = seqs
                     with self._cmd_lock:
                         self._publish(self.safety.filter(self._last_action), stamp, safe=False)
-                return None
+                    return None
+                # else its inference was abandoned (timeout, e-stop): infer again below
             self._last_stamp, self._last_seqs = stamp, seqs
         obs = self._observation(samples, require_fresh=False)
         if obs is None:
             return self._safe("waiting for inputs")
+        if not obs["instruction"] and "speech" not in obs:
+            return self._safe("waiting for an instruction")  # acting on no task is not acting safely
         reset = self._instruction_seq != getattr(self, "_policy_instruction_seq", 0)
         self._policy_instruction_seq = self._instruction_seq
         future = self._executor.submit(self._infer, obs, reset)
         started = time.monotonic()
+        newest = max(samples[n].received for n in self.watched)
         try:
             future.result(timeout=safety.command_timeout)
         except concurrent.futures.TimeoutError:
-            self._pending = (future, started, stamp)
+            self._pending = (future, started, stamp, newest)
             self.stats["inference_timeouts"] += 1
             return self._safe("inference timeout")
         except Exception:
             log.exception("policy inference failed")
             return self._safe("inference error")
-        return self._act(future, stamp)
+        return self._act(future, stamp, newest)
 
     def _infer(self, obs: dict, reset: bool) -> np.ndarray:
         with self.policy_lock:
@@ -302,20 +329,22 @@ class PolicyBridge:
                 self.policy.reset()
             return np.asarray(self.policy.select_action(obs))
 
-    def _act(self, future, stamp) -> None:
+    def _act(self, future, stamp, newest_input: float) -> None:
         try:
             action = future.result()
         except Exception:
             log.exception("policy inference failed")
             return self._safe("inference error")
         self.stats["inferences"] += 1
-        self._last_action = action
+        self._last_action, self._last_action_stamp = action, stamp
         with self._cmd_lock:
             if self.estop.engaged:  # engaged while the policy was thinking
                 return self._safe("estop")
             cmd = self.safety.filter(action)
             self.status = "running"
             self._publish(cmd, stamp, safe=False)
+            # from the newest input's arrival to the command leaving: tick wait + inference + safety
+            self.input_to_command.append(time.monotonic() - newest_input)
 
     def _safe(self, why: str) -> None:
         with self._cmd_lock:

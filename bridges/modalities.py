@@ -143,6 +143,8 @@ class ModalityServer:
             obs = self._observation()
             with self.bridge.policy_lock:
                 box = [float(v) for v in self.bridge.policy.locate(obs, name)]
+            if not box:
+                raise LookupError(f"{name!r} not found in the view")
             if len(box) != 4 or not all(map(_finite, box)):
                 raise ValueError(f"locate must return 4 finite numbers [x1, y1, x2, y2], got {box}")
             label = name

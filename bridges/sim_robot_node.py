@@ -114,6 +114,7 @@ class SimRobotNode:
         self.msgs = {"JointState": JointState, "String": String, "Bool": Bool, "F32": Float32MultiArray}
         self.command: np.ndarray | None = None
         self.command_stamp: tuple[int, int] | None = None
+        self.by_stamp: dict[tuple[int, int], np.ndarray] = {}
         self.command_time = -1e9
         self.commands_received = 0
         self.commands_rejected = 0
@@ -136,6 +137,10 @@ class SimRobotNode:
             self.commands_rejected += 1
             return
         self.command, self.command_stamp, self.command_time = values, stamp, time.monotonic()
+        if stamp is not None:  # lockstep looks commands up by stamp: a late duplicate must not hide one
+            self.by_stamp[stamp] = values
+            while len(self.by_stamp) > 64:
+                self.by_stamp.pop(next(iter(self.by_stamp)))
         self.commands_received += 1
 
     def publish_observation(self, obs: dict, t: float) -> None:
@@ -201,18 +206,19 @@ class SimRobotNode:
                 want = _stamp(t)
                 end = time.monotonic() + args.command_timeout
                 resend = time.monotonic() + 0.5
-                while self.command_stamp != want and time.monotonic() < end:
+                while want not in self.by_stamp and time.monotonic() < end:
                     self.spin_for(0.002)
                     if time.monotonic() > resend:  # a message lost (e.g. to discovery): say it again
                         self.publish_observation(o, t)
                         resend = time.monotonic() + 0.5
-                fresh = self.command_stamp == want
+                command = self.by_stamp.get(want)
             else:
                 next_step += dt
                 self.spin_for(max(0.0, next_step - time.monotonic()))
                 fresh = time.monotonic() - self.command_time <= args.command_timeout
-            if fresh and self.command is not None:
-                action = self.command.astype(np.float32)
+                command = self.command if fresh else None
+            if command is not None:
+                action = command.astype(np.float32)
             else:
                 timeouts += 1
                 action = np.zeros(self.action_dim, np.float32)  # the robot-side command timeout: stop

@@ -79,7 +79,9 @@ def check_waveform(waveform, name: str = "waveform") -> None:
     """Raise ValueError unless ``waveform`` is a finite (N,) or (B, N) float array/tensor."""
     shape = tuple(waveform.shape)
     dtype = waveform.dtype
-    is_float = torch.is_floating_point(waveform) if torch.is_tensor(waveform) else np.issubdtype(dtype, np.floating)
+    is_float = (
+        torch.is_floating_point(waveform) if torch.is_tensor(waveform) else np.issubdtype(dtype, np.floating)
+    )
     if len(shape) not in (1, 2) or not is_float:
         raise ValueError(f"{name} must be (N,) or (B, N) float at 16 kHz, got {shape} {dtype}")
     if shape[-1] == 0:
@@ -111,7 +113,9 @@ def log_mel_spectrogram(waveform, sample_rate: int = SAMPLE_RATE, fit: bool = Tr
     256 frames; with ``fit=False`` a clip of N samples gives N // 256 frames.
     """
     if sample_rate != SAMPLE_RATE:
-        raise ValueError(f"sample_rate must be {SAMPLE_RATE} Hz, got {sample_rate}; resample first (e.g. sox)")
+        raise ValueError(
+            f"sample_rate must be {SAMPLE_RATE} Hz, got {sample_rate}; resample first (e.g. sox)"
+        )
     check_waveform(waveform)
     if fit:
         waveform = fit_clip(waveform.detach().cpu().numpy() if torch.is_tensor(waveform) else waveform)
@@ -144,7 +148,9 @@ def mel_to_linear(log_mel) -> torch.Tensor:
     return power.sqrt()
 
 
-def griffin_lim(magnitude: torch.Tensor, n_iter: int = 32, momentum: float = 0.99, length=None, seed: int = 0):
+def griffin_lim(
+    magnitude: torch.Tensor, n_iter: int = 32, momentum: float = 0.99, length=None, seed: int = 0
+):
     """Phase retrieval for a (…, 513, T) magnitude; returns (…, length) float32 waveform.
 
     Fast Griffin-Lim (Perraudin et al. 2013, as librosa): momentum on the projected

@@ -1,9 +1,10 @@
 """The audio tokenizer: a VQ-GAN over log-mel spectrograms, with Griffin-Lim back to waveforms.
 
 Unified-IO 2 tokenizes a 4.096 s clip as a 128-mel x 256-frame log-mel spectrogram into
-512 codes (a ViT-VQGAN with 8x8 patches). We use the same convolutional f=8 network as
-the image tokenizer with one input channel: (128, 256) -> a 16 x 32 grid -> 512 codes,
-flattened row-major (mel band major, then time).
+512 codes (a ViT-VQGAN with 8x8 patches). We use the image tokenizer's convolutional
+network with one input channel: at f=8, (128, 256) -> a 16 x 32 grid -> 512 codes; the
+tiny model's tokenizer uses f=16 (8 x 16 = 128 codes). Codes are flattened row-major
+(mel band major, then time).
 """
 
 from __future__ import annotations
@@ -36,14 +37,17 @@ def audio_config(preset: str = "tiny", **overrides) -> VQGANConfig:
 
 
 class AudioVQGAN(VQGAN):
-    """Log-mel (B, 128, T) <-> codes (B, 16 * T/8); waveforms through ``model.audio``."""
+    """Log-mel (B, 128, T) <-> codes (B, (128/f) * (T/f)); waveforms through ``model.audio``.
+
+    f is ``config.downsample_factor``: 8 gives UIO-2's 512 codes per clip, 16 the tiny model's 128.
+    """
 
     def tokens_per_clip(self, n_frames: int = N_FRAMES) -> int:
         f = self.config.downsample_factor
         return (N_MELS // f) * (n_frames // f)
 
     def encode(self, log_mel) -> torch.Tensor:
-        """Log-mel (128, T) or (B, 128, T), T a multiple of 8 -> int64 codes (B, 16 * T / 8)."""
+        """Log-mel (128, T) or (B, 128, T), T a multiple of f -> int64 codes (B, (128/f) * (T/f))."""
         check_log_mel(log_mel)
         x = torch.as_tensor(log_mel, dtype=torch.float32)
         if x.ndim == 2:
@@ -52,7 +56,7 @@ class AudioVQGAN(VQGAN):
         return self.encode_codes(normalize_log_mel(x)[:, None].to(device)).flatten(1)
 
     def decode(self, codes, n_frames: int | None = None) -> torch.Tensor:
-        """Codes (B, 16 * T/8) -> log-mel (B, 128, T) float32 on the CPU; T defaults to 8 * codes / 16."""
+        """Codes (B, (128/f) * (T/f)) -> log-mel (B, 128, T) float32 on the CPU; T defaults to the codes' count."""
         codes = torch.as_tensor(codes).long().to(next(self.parameters()).device)
         if codes.ndim == 1:
             codes = codes[None]
@@ -62,15 +66,17 @@ class AudioVQGAN(VQGAN):
             raise ValueError(f"audio codes must be (B, {rows} * T/{f}), got {tuple(codes.shape)}")
         cols = codes.shape[1] // rows if n_frames is None else n_frames // f
         if rows * cols != codes.shape[1]:
-            raise ValueError(f"{codes.shape[1]} codes do not make {n_frames} frames ({rows} x {cols} expected)")
+            raise ValueError(
+                f"{codes.shape[1]} codes do not make {n_frames} frames ({rows} x {cols} expected)"
+            )
         x = self.decode_codes(codes.view(-1, rows, cols))
         return denormalize_log_mel(x[:, 0].float()).cpu()
 
     def encode_waveform(self, waveform) -> torch.Tensor:
-        """16 kHz waveform (N,) or (B, N) -> codes (B, 512) (padded / cut to 4.096 s first)."""
+        """16 kHz waveform (N,) or (B, N) -> codes (B, tokens_per_clip()) (padded / cut to 4.096 s first)."""
         log_mel = log_mel_spectrogram(waveform)
         return self.encode(log_mel)
 
     def decode_waveform(self, codes, n_iter: int = 32) -> np.ndarray:
-        """Codes (B, 512) -> float32 waveforms (B, 65536) in [-1, 1] through Griffin-Lim."""
+        """Codes (B, tokens_per_clip()) -> float32 waveforms (B, 65536) in [-1, 1] through Griffin-Lim."""
         return log_mel_to_waveform(self.decode(codes), n_iter=n_iter)

@@ -48,7 +48,9 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu"):
     state = load_file(str(d / WEIGHTS_FILE), device=str(map_location))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"checkpoint {d} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"checkpoint {d} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     return model.to(map_location)
 
 

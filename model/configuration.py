@@ -90,7 +90,9 @@ class ModelConfig:
         if self.n_heads * self.head_dim <= 0 or self.head_dim % 4:
             raise ValueError(f"head_dim must be a positive multiple of 4 (2D RoPE), got {self.head_dim}")
         if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
+            raise ValueError(
+                f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}"
+            )
         if self.audio_mels % self.audio_patch_size or self.audio_frames % self.audio_patch_size:
             raise ValueError(
                 f"audio ({self.audio_mels} mels x {self.audio_frames} frames) must be a multiple of "
@@ -98,14 +100,18 @@ class ModelConfig:
             )
         for name in ("vit_layers", "ast_layers"):
             if getattr(self, name) < 3:
-                raise ValueError(f"{name} must be >= 3 (2nd + penultimate features), got {getattr(self, name)}")
+                raise ValueError(
+                    f"{name} must be >= 3 (2nd + penultimate features), got {getattr(self, name)}"
+                )
         for name in ("vit", "ast"):
             dim, heads = getattr(self, f"{name}_dim"), getattr(self, f"{name}_heads")
             if dim % heads or (dim // heads) % 4:
                 raise ValueError(f"{name}_dim {dim} must split into {heads} heads of a multiple of 4")
         longest = max(self.image_target_tokens, self.audio_target_tokens, self.max_text_target_len)
         if self.max_decoder_len < longest:
-            raise ValueError(f"max_decoder_len {self.max_decoder_len} must hold the longest target ({longest} tokens)")
+            raise ValueError(
+                f"max_decoder_len {self.max_decoder_len} must hold the longest target ({longest} tokens)"
+            )
         for name in ("image_patch_keep", "audio_patch_keep"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
@@ -173,18 +179,54 @@ _PRESETS: dict[str, dict[str, Any]] = {
     # Trains in minutes on 2 CPU cores: 16 image patches, a 1k BPE, 2+2 layers.
     "tiny": dict(),
     "small": dict(
-        d_model=256, n_heads=4, head_dim=64, mlp_dim=768, encoder_layers=4, decoder_layers=4,
-        text_vocab_size=4096, image_size=96, vit_dim=192, vit_layers=5, vit_heads=3, vit_mlp_dim=512,
-        ast_dim=192, ast_layers=4, ast_heads=3, ast_mlp_dim=512, image_target_size=96,
-        image_target_tokens=144, max_encoder_len=640, max_decoder_len=640,
+        d_model=256,
+        n_heads=4,
+        head_dim=64,
+        mlp_dim=768,
+        encoder_layers=4,
+        decoder_layers=4,
+        text_vocab_size=4096,
+        image_size=96,
+        vit_dim=192,
+        vit_layers=5,
+        vit_heads=3,
+        vit_mlp_dim=512,
+        ast_dim=192,
+        ast_layers=4,
+        ast_heads=3,
+        ast_mlp_dim=512,
+        image_target_size=96,
+        image_target_tokens=144,
+        max_encoder_len=640,
+        max_decoder_len=640,
     ),
     "base": dict(
-        d_model=512, n_heads=8, head_dim=64, mlp_dim=1408, encoder_layers=8, decoder_layers=8,
-        text_vocab_size=32000, num_sentinels=200, image_codebook_size=8192, audio_codebook_size=4096,
-        image_size=224, vit_dim=384, vit_layers=8, vit_heads=6, vit_mlp_dim=1536, ast_dim=384,
-        ast_layers=6, ast_heads=6, ast_mlp_dim=1536, resampler_heads=8, image_target_size=128,
-        image_target_tokens=256, audio_target_tokens=512, max_text_target_len=256,
-        max_encoder_len=864, max_decoder_len=768,
+        d_model=512,
+        n_heads=8,
+        head_dim=64,
+        mlp_dim=1408,
+        encoder_layers=8,
+        decoder_layers=8,
+        text_vocab_size=32000,
+        num_sentinels=200,
+        image_codebook_size=8192,
+        audio_codebook_size=4096,
+        image_size=224,
+        vit_dim=384,
+        vit_layers=8,
+        vit_heads=6,
+        vit_mlp_dim=1536,
+        ast_dim=384,
+        ast_layers=6,
+        ast_heads=6,
+        ast_mlp_dim=1536,
+        resampler_heads=8,
+        image_target_size=128,
+        image_target_tokens=256,
+        audio_target_tokens=512,
+        max_text_target_len=256,
+        max_encoder_len=864,
+        max_decoder_len=768,
     ),
     "L": dict(d_model=1024, n_heads=16, head_dim=64, mlp_dim=2816, tie_output_embeddings=False, **_PAPER),
     "XL": dict(d_model=2048, n_heads=16, head_dim=128, mlp_dim=5120, tie_output_embeddings=False, **_PAPER),

@@ -11,15 +11,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.layers import CosineAttention, EncoderBlock, GatedMLP, RMSNorm, rope_angles
+from model.layers import CosineAttention, EncoderBlock, GatedMLP, RMSNorm, rope_angles, rope_tables
 
 
 class PatchEncoder(nn.Module):
     """ViT over (N, C, H, W) images or AST over (N, mels, frames) spectrograms -> (N, P, out_dim)."""
 
     def __init__(
-        self, in_channels: int, patch: int, dim: int, layers: int, heads: int, mlp_dim: int, out_dim: int,
-        eps: float = 1e-6, rope_base: float = 10000.0,
+        self,
+        in_channels: int,
+        patch: int,
+        dim: int,
+        layers: int,
+        heads: int,
+        mlp_dim: int,
+        out_dim: int,
+        eps: float = 1e-6,
+        rope_base: float = 10000.0,
     ):
         super().__init__()
         if layers < 3:
@@ -29,7 +37,9 @@ class PatchEncoder(nn.Module):
         # The last layer's output is never read (features come from the 2nd and the penultimate
         # layers), so it is not built: ``layers`` counts it, as a ViT-B/16 has 12.
         n_built = layers - 1
-        self.blocks = nn.ModuleList(EncoderBlock(dim, heads, dim // heads, mlp_dim, eps) for _ in range(n_built))
+        self.blocks = nn.ModuleList(
+            EncoderBlock(dim, heads, dim // heads, mlp_dim, eps) for _ in range(n_built)
+        )
         self.feature_norm = RMSNorm(2 * dim, eps)
         self.proj = nn.Linear(2 * dim, out_dim, bias=False)
         self.taps = (1, n_built - 1)  # with 3 layers the 2nd layer is the penultimate
@@ -56,7 +66,11 @@ class PatchEncoder(nn.Module):
         cols = torch.arange(gw, device=x.device).repeat(gh)
         pos = torch.stack([rows, cols], -1)[None].expand(len(h), -1, -1)
         head_dim = self.blocks[0].attn.head_dim
-        angles = rope_angles(pos, torch.ones(pos.shape[:2], dtype=torch.bool, device=x.device), head_dim, self.rope_base)
+        angles = rope_tables(
+            rope_angles(
+                pos, torch.ones(pos.shape[:2], dtype=torch.bool, device=x.device), head_dim, self.rope_base
+            )
+        )
         second = None
         for i, blk in enumerate(self.blocks):
             h = blk(h, None, angles)
@@ -73,7 +87,14 @@ class PerceiverResampler(nn.Module):
     """
 
     def __init__(
-        self, in_dim: int, dim: int, n_latents: int, layers: int, heads: int, mlp_dim: int, out_dim: int,
+        self,
+        in_dim: int,
+        dim: int,
+        n_latents: int,
+        layers: int,
+        heads: int,
+        mlp_dim: int,
+        out_dim: int,
         eps: float = 1e-6,
     ):
         super().__init__()
@@ -82,8 +103,11 @@ class PerceiverResampler(nn.Module):
         self.layers = nn.ModuleList(
             nn.ModuleDict(
                 dict(
-                    norm_x=RMSNorm(dim, eps), norm_l=RMSNorm(dim, eps), attn=CosineAttention(dim, heads),
-                    mlp_norm=RMSNorm(dim, eps), mlp=GatedMLP(dim, mlp_dim),
+                    norm_x=RMSNorm(dim, eps),
+                    norm_l=RMSNorm(dim, eps),
+                    attn=CosineAttention(dim, heads),
+                    mlp_norm=RMSNorm(dim, eps),
+                    mlp=GatedMLP(dim, mlp_dim),
                 )
             )
             for _ in range(layers)
@@ -108,7 +132,9 @@ class StateEncoder(nn.Module):
 
     def __init__(self, state_dim: int, dim: int):
         super().__init__()
-        self.proj = nn.Sequential(nn.Linear(state_dim, dim, bias=False), nn.SiLU(), nn.Linear(dim, dim, bias=False))
+        self.proj = nn.Sequential(
+            nn.Linear(state_dim, dim, bias=False), nn.SiLU(), nn.Linear(dim, dim, bias=False)
+        )
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         return self.proj(state.to(self.proj[0].weight.dtype))[:, None]

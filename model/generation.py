@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from model.layers import rope_angles
+from model.layers import rope_angles, rope_tables
 from model.packing import DEC_MODALITY, collate
 from model.vocabulary import BOS_ID, EOS_ID, TARGET_MODALITIES
 
@@ -86,15 +86,19 @@ def generate(
     if guided:
         enc_u = model.encode(uncond_batch)
         le = max(enc.shape[1], enc_u.shape[1])
-        enc = torch.cat([F.pad(enc, (0, 0, 0, le - enc.shape[1])), F.pad(enc_u, (0, 0, 0, le - enc_u.shape[1]))])
+        enc = torch.cat(
+            [F.pad(enc, (0, 0, 0, le - enc.shape[1])), F.pad(enc_u, (0, 0, 0, le - enc_u.shape[1]))]
+        )
         seg_u = uncond_batch["enc_segment"]
-        enc_seg = torch.cat([F.pad(enc_seg, (0, le - enc_seg.shape[1])), F.pad(seg_u, (0, le - seg_u.shape[1]))])
+        enc_seg = torch.cat(
+            [F.pad(enc_seg, (0, le - enc_seg.shape[1])), F.pad(seg_u, (0, le - seg_u.shape[1]))]
+        )
     b2 = enc.shape[0]
     b = b2 // 2 if guided else b2
     device = enc.device
     x_mask = (enc_seg != 0)[:, None, None, :]
     cross_kv = [blk.cross_attn.project_kv(enc) for blk in model.decoder]
-    caches: list[dict] = [{} for _ in model.decoder]
+    caches: list[dict] = [{"capacity": steps} for _ in model.decoder]
     modality = torch.full((b2, 1), DEC_MODALITY[target], device=device)
     start, _ = model.vocab.output_range(target)
     tokens = torch.full((b2, 1), BOS_ID, dtype=torch.long, device=device)
@@ -111,7 +115,7 @@ def generate(
             y = model.embed_decoder(tokens, modality.expand(-1, n))
             pos = torch.arange(n, device=device)[None, :, None].expand(b2, -1, -1)
             mask = torch.ones(n, n, dtype=torch.bool, device=device).tril()[None, None]
-        angles = rope_angles(pos, torch.zeros(pos.shape[:2], dtype=torch.bool, device=device), cfg.head_dim, cfg.rope_base)
+        angles = rope_tables(rope_angles(pos, None, cfg.head_dim, cfg.rope_base))
         for blk, cache, kv in zip(model.decoder, caches, cross_kv):
             y = blk(y, mask, angles, None, x_mask, cross_kv=kv, cache=cache if use_cache else None)
         logits = model.logits(model.decoder_norm(y[:, -1]), target)

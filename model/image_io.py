@@ -9,7 +9,9 @@ import numpy as np
 
 
 def _check_rgb(image: np.ndarray, name: str = "image") -> None:
-    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8):
+    if not (
+        isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8
+    ):
         got = f"{tuple(image.shape)} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(f"{name} must be HxWx3 uint8 RGB, got {got}")
 

@@ -6,11 +6,17 @@ All projections are bias-free (UIO-2, following T5/LLaMA). Attention goes throug
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def full_precision(x: torch.Tensor) -> torch.autocast:
+    """A context with autocast off: attention and logits stay fp32 under bf16 training (UIO-2)."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
 
 
 class RMSNorm(nn.Module):
@@ -21,33 +27,47 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Normalise in fp32: bf16 mean-of-squares loses the small components.
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+        if x.dtype == torch.float32:
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype) * self.weight
 
 
 # -- rotary position embeddings ---------------------------------------------------------------
-def rope_angles(pos: torch.Tensor, is_2d: torch.Tensor, head_dim: int, base: float = 10000.0) -> torch.Tensor:
+@functools.lru_cache(maxsize=32)
+def _rope_frequencies(head_dim: int, base: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    half = head_dim // 2
+    f1 = base ** (-torch.arange(0, half, device=device, dtype=torch.float32) / half)
+    f2 = base ** (-torch.arange(0, half // 2, device=device, dtype=torch.float32) / (half // 2))
+    return f1, f2
+
+
+def rope_angles(
+    pos: torch.Tensor, is_2d: torch.Tensor | None, head_dim: int, base: float = 10000.0
+) -> torch.Tensor:
     """Rotation angles (..., head_dim / 2) per token.
 
     1D tokens (text) rotate all head_dim/2 pairs by ``pos[..., 0]`` with the usual frequencies;
     2D tokens (patches) rotate the first half of the pairs by the row ``pos[..., 0]`` and the second
     half by the column ``pos[..., 1]``, each half with the frequencies of a head_dim/2 RoPE.
+    ``is_2d`` None: all tokens are 1D (``pos`` may then be (..., 1)).
     """
-    half = head_dim // 2
-    dev = pos.device
-    f1 = base ** (-torch.arange(0, half, device=dev, dtype=torch.float32) / half)
-    f2 = base ** (-torch.arange(0, half // 2, device=dev, dtype=torch.float32) / (half // 2))
+    f1, f2 = _rope_frequencies(head_dim, float(base), pos.device)
     p = pos.float()
     a1 = p[..., :1] * f1
-    if p.shape[-1] == 1:  # 1D positions only
+    if is_2d is None:  # every token 1D
         return a1
     a2 = torch.cat([p[..., :1] * f2, p[..., 1:2] * f2], -1)
     return torch.where(is_2d[..., None], a2, a1)
 
 
-def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (i, i + head_dim/2) of x (B, H, L, hd) by angles (B, L, hd/2)."""
-    cos, sin = angles.cos()[:, None], angles.sin()[:, None]
+def rope_tables(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L, hd/2) angles -> (cos, sin) shaped to broadcast over heads; compute once, use in every layer."""
+    return angles.cos()[:, None], angles.sin()[:, None]
+
+
+def apply_rope(x: torch.Tensor, rope: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate pairs (i, i + head_dim/2) of x (B, H, L, hd) by angles (B, L, hd/2) or their rope_tables."""
+    cos, sin = rope if isinstance(rope, tuple) else rope_tables(rope)
     x1, x2 = x.float().chunk(2, -1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).to(x.dtype)
 
@@ -95,7 +115,9 @@ class Attention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.n_heads, self.head_dim).transpose(1, 2)
 
-    def project_kv(self, context: torch.Tensor, angles: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def project_kv(
+        self, context: torch.Tensor, angles: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         k = self.k_norm(self._heads(self.k(context)))
         if angles is not None:
             k = apply_rope(k, angles)
@@ -112,7 +134,9 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         """Self-attention (context None), cross-attention (context, or precomputed ``kv``).
 
-        ``cache`` (self-attention only): a dict whose "k"/"v" grow by this call's keys and values.
+        ``cache`` (self-attention only): a KV cache dict. With "capacity" set, keys and values are
+        written into buffers allocated once (no copy of the whole cache per step); without it they
+        are concatenated.
         """
         q = self.q_norm(self._heads(self.q(x)))
         if angles is not None:
@@ -122,13 +146,32 @@ class Attention(nn.Module):
             kv = self.project_kv(x if context is None else context, angles if context is None else None)
         k, v = kv
         if cache is not None:
-            if "k" in cache:
-                k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
-            cache["k"], cache["v"] = k, v
+            k, v = _update_cache(cache, k, v)
         # Attention in fp32 (UIO-2): bf16 logits overflow with long packed rows.
-        out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
+        with full_precision(q):
+            out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
         b, _, n, _ = out.shape
         return self.o(out.transpose(1, 2).reshape(b, n, -1).to(x.dtype))
+
+
+def _update_cache(cache: dict, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    n = cache.get("length", 0)
+    end = n + k.shape[2]
+    if "capacity" not in cache:
+        if n:
+            k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+        cache.update(k=k, v=v, length=end)
+        return k, v
+    if "k" not in cache:
+        b, h, _, d = k.shape
+        cache["k"] = k.new_empty(b, h, cache["capacity"], d)
+        cache["v"] = v.new_empty(b, h, cache["capacity"], d)
+    if end > cache["capacity"]:
+        raise ValueError(f"KV cache holds {cache['capacity']} positions; step needs {end}")
+    cache["k"][:, :, n:end] = k
+    cache["v"][:, :, n:end] = v
+    cache["length"] = end
+    return cache["k"][:, :, :end], cache["v"][:, :, :end]
 
 
 class CosineAttention(nn.Module):
@@ -149,8 +192,9 @@ class CosineAttention(nn.Module):
         q = self.q(x).view(b, n, self.n_heads, -1).transpose(1, 2)
         k, v = self.kv(context).view(b, context.shape[1], 2, self.n_heads, -1).permute(2, 0, 3, 1, 4)
         scale = self.logit_scale.clamp(max=math.log(100.0)).exp()
-        q = F.normalize(q.float(), dim=-1) * scale
-        out = F.scaled_dot_product_attention(q, F.normalize(k.float(), dim=-1), v.float(), scale=1.0)
+        with full_precision(q):
+            q = F.normalize(q.float(), dim=-1) * scale
+            out = F.scaled_dot_product_attention(q, F.normalize(k.float(), dim=-1), v.float(), scale=1.0)
         return self.o(out.transpose(1, 2).reshape(b, n, d).to(x.dtype))
 
 
@@ -175,7 +219,9 @@ class EncoderBlock(nn.Module):
         self.mlp_norm = RMSNorm(dim, eps)
         self.mlp = GatedMLP(dim, mlp_dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, angles: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, angles: torch.Tensor | None
+    ) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), mask, angles)
         return x + self.mlp(self.mlp_norm(x))
 

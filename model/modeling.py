@@ -29,7 +29,9 @@ from model.layers import (
     cross_mask,
     decoder_mask,
     encoder_mask,
+    full_precision,
     rope_angles,
+    rope_tables,
 )
 from model.packing import DEC_MODALITY, ENC_KINDS, unpack
 from model.vocabulary import Vocabulary
@@ -47,19 +49,41 @@ class UnifiedIO(nn.Module):
         self.encoder_modality = nn.Embedding(len(ENC_KINDS), d)
         self.decoder_modality = nn.Embedding(len(DEC_MODALITY) + 1, d)
 
-        self.vit = PatchEncoder(3, c.patch_size, c.vit_dim, c.vit_layers, c.vit_heads, c.vit_mlp_dim, d, eps, c.rope_base)
-        self.ast = PatchEncoder(1, c.audio_patch_size, c.ast_dim, c.ast_layers, c.ast_heads, c.ast_mlp_dim, d, eps, c.rope_base)
+        self.vit = PatchEncoder(
+            3, c.patch_size, c.vit_dim, c.vit_layers, c.vit_heads, c.vit_mlp_dim, d, eps, c.rope_base
+        )
+        self.ast = PatchEncoder(
+            1, c.audio_patch_size, c.ast_dim, c.ast_layers, c.ast_heads, c.ast_mlp_dim, d, eps, c.rope_base
+        )
         self.image_resampler = PerceiverResampler(
-            2 * c.vit_dim, c.vit_dim, c.image_history_latents, c.resampler_layers, c.resampler_heads, c.vit_mlp_dim, d, eps
+            2 * c.vit_dim,
+            c.vit_dim,
+            c.image_history_latents,
+            c.resampler_layers,
+            c.resampler_heads,
+            c.vit_mlp_dim,
+            d,
+            eps,
         )
         self.audio_resampler = PerceiverResampler(
-            2 * c.ast_dim, c.ast_dim, c.audio_history_latents, c.resampler_layers, c.resampler_heads, c.ast_mlp_dim, d, eps
+            2 * c.ast_dim,
+            c.ast_dim,
+            c.audio_history_latents,
+            c.resampler_layers,
+            c.resampler_heads,
+            c.ast_mlp_dim,
+            d,
+            eps,
         )
         self.state_encoder = StateEncoder(c.max_state_dim, d)
 
-        self.encoder = nn.ModuleList(EncoderBlock(d, c.n_heads, c.head_dim, c.mlp_dim, eps) for _ in range(c.encoder_layers))
+        self.encoder = nn.ModuleList(
+            EncoderBlock(d, c.n_heads, c.head_dim, c.mlp_dim, eps) for _ in range(c.encoder_layers)
+        )
         self.encoder_norm = RMSNorm(d, eps)
-        self.decoder = nn.ModuleList(DecoderBlock(d, c.n_heads, c.head_dim, c.mlp_dim, eps) for _ in range(c.decoder_layers))
+        self.decoder = nn.ModuleList(
+            DecoderBlock(d, c.n_heads, c.head_dim, c.mlp_dim, eps) for _ in range(c.decoder_layers)
+        )
         self.decoder_norm = RMSNorm(d, eps)
         self.reset_parameters()
 
@@ -97,7 +121,9 @@ class UnifiedIO(nn.Module):
             flat = feats.reshape(-1, feats.shape[-1]).to(x.dtype)
             x = x.index_copy(0, batch[f"{kind}_dst"], flat[batch[f"{kind}_src"]])
         x = x.view(r, le, -1) + self.encoder_modality(batch["enc_kind"])
-        angles = rope_angles(batch["enc_pos"], batch["enc_2d"], self.config.head_dim, self.config.rope_base)
+        angles = rope_tables(
+            rope_angles(batch["enc_pos"], batch["enc_2d"], self.config.head_dim, self.config.rope_base)
+        )
         mask = encoder_mask(batch["enc_segment"])
         for block in self.encoder:
             x = block(x, mask, angles)
@@ -110,8 +136,9 @@ class UnifiedIO(nn.Module):
     def decode(self, batch: dict[str, Any], enc: torch.Tensor) -> torch.Tensor:
         """Decoder hidden states (R, Ld, d), teacher-forced."""
         y = self.embed_decoder(batch["dec_input_ids"], batch["dec_modality"])
-        angles = rope_angles(batch["dec_pos"][..., None], torch.zeros_like(batch["dec_pos"], dtype=torch.bool),
-                             self.config.head_dim, self.config.rope_base)
+        angles = rope_tables(
+            rope_angles(batch["dec_pos"][..., None], None, self.config.head_dim, self.config.rope_base)
+        )
         self_mask = decoder_mask(batch["dec_segment"], batch.get("dec_hidden"))
         x_mask = cross_mask(batch["dec_segment"], batch["enc_segment"])
         for block in self.decoder:
@@ -127,10 +154,13 @@ class UnifiedIO(nn.Module):
     def logits(self, hidden: torch.Tensor, modality: str) -> torch.Tensor:
         """fp32 logits over the modality's segment only: (..., segment size)."""
         table, _ = self.output_table(modality)
-        return hidden.float() @ table.float().t()
+        with full_precision(hidden):
+            return hidden.float() @ table.float().t()
 
     # -- training forward ----------------------------------------------------------------------
-    def forward(self, batch: dict[str, Any], return_logits: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
+    def forward(
+        self, batch: dict[str, Any], return_logits: bool = False
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Loss (token-mean cross-entropy + z-loss) and info: per-example and per-modality losses."""
         enc = self.encode(batch)
         hidden = self.decode(batch, enc)
@@ -165,8 +195,12 @@ class UnifiedIO(nn.Module):
         per_ex = torch.zeros(n_ex).index_add_(0, ex[valid], (token_ce * weight)[valid].detach().float().cpu())
         cnt = torch.zeros(n_ex).index_add_(0, ex[valid], weight[valid].detach().float().cpu())
         info.update(
-            loss=float(loss.detach()), ce=float(ce.detach()), z_loss=float(z.detach()), tokens=int(weight.sum()),
-            per_example_loss=per_ex / cnt.clamp(min=1), stats=batch.get("stats", {}),
+            loss=float(loss.detach()),
+            ce=float(ce.detach()),
+            z_loss=float(z.detach()),
+            tokens=int(weight.sum()),
+            per_example_loss=per_ex / cnt.clamp(min=1),
+            stats=batch.get("stats", {}),
         )
         if return_logits:
             info["logits"] = self._unpack_logits(batch, logits_out)

@@ -42,7 +42,11 @@ def plan_rows(
     for i in order:
         le, ld = lengths[i]
         for r, (fe, fd) in enumerate(fill):
-            if fe + le <= max_enc and fd + ld <= max_dec and (max_per_row is None or len(rows[r]) < max_per_row):
+            if (
+                fe + le <= max_enc
+                and fd + ld <= max_dec
+                and (max_per_row is None or len(rows[r]) < max_per_row)
+            ):
                 rows[r].append(i)
                 fill[r] = [fe + le, fd + ld]
                 break
@@ -91,7 +95,9 @@ def collate(
     dec_example = torch.full((n_rows, ld), -1, dtype=torch.long)
 
     # Inputs of every encoder, stacked, and where their output tokens go.
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("image", "image_history", "audio", "audio_history", "state")}
+    parts: dict[str, list[torch.Tensor]] = {
+        k: [] for k in ("image", "image_history", "audio", "audio_history", "state")
+    }
     src: dict[str, list[torch.Tensor]] = {k: [] for k in parts}
     dst: dict[str, list[torch.Tensor]] = {k: [] for k in parts}
     count = dict.fromkeys(parts, 0)  # tokens each encoder has produced so far (flattened)
@@ -162,15 +168,31 @@ def collate(
             inp = torch.cat([torch.tensor([BOS_ID]), tgt[:-1]])
             dec_in[r, sl] = torch.where(shifted_hidden, torch.full_like(inp, MASK_ID), inp)
             dec_tgt[r, sl], dec_seg[r, sl], dec_pos[r, sl] = tgt, s, torch.arange(n)
-            dec_mod[r, sl], dec_loss[r, sl], dec_hidden[r, sl] = DEC_MODALITY[e.target], e.loss_mask, shifted_hidden
+            dec_mod[r, sl], dec_loss[r, sl], dec_hidden[r, sl] = (
+                DEC_MODALITY[e.target],
+                e.loss_mask,
+                shifted_hidden,
+            )
             dec_example[r, sl] = i
             pd += n
 
     batch: dict[str, Any] = dict(
-        enc_ids=enc_ids, enc_kind=enc_kind, enc_segment=enc_seg, enc_pos=enc_pos, enc_2d=enc_2d,
-        enc_example=enc_example, dec_input_ids=dec_in, dec_target_ids=dec_tgt, dec_segment=dec_seg,
-        dec_pos=dec_pos, dec_modality=dec_mod, dec_loss_mask=dec_loss, dec_hidden=dec_hidden,
-        dec_example=dec_example, example_row=example_row, example_segment=example_seg,
+        enc_ids=enc_ids,
+        enc_kind=enc_kind,
+        enc_segment=enc_seg,
+        enc_pos=enc_pos,
+        enc_2d=enc_2d,
+        enc_example=enc_example,
+        dec_input_ids=dec_in,
+        dec_target_ids=dec_tgt,
+        dec_segment=dec_seg,
+        dec_pos=dec_pos,
+        dec_modality=dec_mod,
+        dec_loss_mask=dec_loss,
+        dec_hidden=dec_hidden,
+        dec_example=dec_example,
+        example_row=example_row,
+        example_segment=example_seg,
     )
     for k in parts:
         if parts[k]:
@@ -179,8 +201,12 @@ def collate(
             batch[f"{k}_dst"] = torch.cat(dst[k])
     enc_real, dec_real = sum(x[0] for x in lengths), sum(x[1] for x in lengths)
     batch["stats"] = dict(
-        examples=len(examples), rows=n_rows, enc_tokens=enc_real, dec_tokens=dec_real,
-        enc_utilisation=enc_real / (n_rows * le), dec_utilisation=dec_real / (n_rows * ld),
+        examples=len(examples),
+        rows=n_rows,
+        enc_tokens=enc_real,
+        dec_tokens=dec_real,
+        enc_utilisation=enc_real / (n_rows * le),
+        dec_utilisation=dec_real / (n_rows * ld),
         utilisation=(enc_real + dec_real) / (n_rows * (le + ld)),
     )
     batch["targets"] = [e.target for e in examples]

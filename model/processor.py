@@ -112,8 +112,17 @@ class Processor:
 
     def image_tensor(self, image: np.ndarray, name: str = "image", size: int | None = None) -> torch.Tensor:
         """(H, W, 3) uint8 -> (3, S, S) float32 in [-1, 1], resized to the model's image size."""
-        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8):
-            got = f"{tuple(image.shape)} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+        if not (
+            isinstance(image, np.ndarray)
+            and image.ndim == 3
+            and image.shape[-1] == 3
+            and image.dtype == np.uint8
+        ):
+            got = (
+                f"{tuple(image.shape)} {image.dtype}"
+                if isinstance(image, np.ndarray)
+                else type(image).__name__
+            )
             raise ValueError(f"{name} must be HxWx3 uint8, got {got}")
         return self._resize(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None], size)[0]
 
@@ -131,8 +140,16 @@ class Processor:
                 f"{name} must be sampled at {AUDIO_SAMPLE_RATE} Hz, got {sample_rate} Hz "
                 f"(resample first, e.g. sox in.wav -r 16000 out.wav)"
             )
-        if not (isinstance(waveform, np.ndarray) and waveform.ndim == 1 and np.issubdtype(waveform.dtype, np.floating)):
-            got = f"{tuple(waveform.shape)} {waveform.dtype}" if isinstance(waveform, np.ndarray) else type(waveform)
+        if not (
+            isinstance(waveform, np.ndarray)
+            and waveform.ndim == 1
+            and np.issubdtype(waveform.dtype, np.floating)
+        ):
+            got = (
+                f"{tuple(waveform.shape)} {waveform.dtype}"
+                if isinstance(waveform, np.ndarray)
+                else type(waveform)
+            )
             raise ValueError(f"{name} must be a (N,) float waveform at 16000 Hz, got {got}")
         mel = audio_lib.log_mel_spectrogram(waveform.astype(np.float32), sample_rate=sample_rate, fit=True)
         return normalise_log_mel(mel[: self.config.audio_mels, : self.config.audio_frames])
@@ -146,7 +163,9 @@ class Processor:
     def state_tensor(self, state: np.ndarray) -> torch.Tensor:
         s = np.asarray(state, np.float32)
         if s.ndim != 1 or len(s) > self.config.max_state_dim:
-            raise ValueError(f"state must be (S,) with S <= max_state_dim={self.config.max_state_dim}, got {s.shape}")
+            raise ValueError(
+                f"state must be (S,) with S <= max_state_dim={self.config.max_state_dim}, got {s.shape}"
+            )
         out = torch.zeros(self.config.max_state_dim)
         out[: len(s)] = torch.from_numpy(s)
         return out
@@ -165,10 +184,14 @@ class Processor:
 
     def encode_action_target(self, actions: np.ndarray) -> torch.Tensor:
         if self.action_tokenizer is None:
-            raise RuntimeError("action targets need action statistics: Processor(..., action_stats=ActionStats...)")
+            raise RuntimeError(
+                "action targets need action statistics: Processor(..., action_stats=ActionStats...)"
+            )
         k = self.config.action_chunk_size
         if actions.ndim != 2 or actions.shape[0] != k:
-            raise ValueError(f"action target must be (K={k}, D={self.action_tokenizer.dim}), got {actions.shape}")
+            raise ValueError(
+                f"action target must be (K={k}, D={self.action_tokenizer.dim}), got {actions.shape}"
+            )
         bins = self.action_tokenizer.encode(actions).reshape(-1)
         return torch.from_numpy(bins) + self.vocab.segments["action"].start
 
@@ -193,9 +216,13 @@ class Processor:
         self._check_codes(codes, "image")
         return codes + self.vocab.segments["image"].start, self.image_tensor(image, "target image")
 
-    def encode_audio_target(self, waveform: np.ndarray, sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_audio_target(
+        self, waveform: np.ndarray, sample_rate: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         tok = self._require("audio")
-        mel = audio_lib.log_mel_spectrogram(np.asarray(waveform, np.float32), sample_rate=sample_rate, fit=True)
+        mel = audio_lib.log_mel_spectrogram(
+            np.asarray(waveform, np.float32), sample_rate=sample_rate, fit=True
+        )
         codes = torch.as_tensor(np.asarray(tok.encode(mel[None]))).reshape(-1).long()
         self._check_codes(codes, "audio")
         return codes + self.vocab.segments["audio"].start, normalise_log_mel(mel)
@@ -224,7 +251,9 @@ class Processor:
         if example.image_history is not None and len(example.image_history):
             t = len(example.image_history)
             if t > cfg.max_image_history:
-                raise ValueError(f"image_history has {t} frames; this model takes at most {cfg.max_image_history}")
+                raise ValueError(
+                    f"image_history has {t} frames; this model takes at most {cfg.max_image_history}"
+                )
             frames = torch.from_numpy(np.ascontiguousarray(example.image_history)).permute(0, 3, 1, 2)
             out["image_history"] = self._resize(frames, None)
         if example.audio is not None:
@@ -233,7 +262,9 @@ class Processor:
         if example.audio_history:
             t = len(example.audio_history)
             if t > cfg.max_audio_history:
-                raise ValueError(f"audio_history has {t} segments; this model takes at most {cfg.max_audio_history}")
+                raise ValueError(
+                    f"audio_history has {t} segments; this model takes at most {cfg.max_audio_history}"
+                )
             out["audio_history"] = torch.stack(
                 [self.audio_tensor(a, sr, f"audio_history[{i}]") for i, a in enumerate(example.audio_history)]
             )
@@ -288,7 +319,9 @@ class Processor:
         start, size = self.vocab.segments["action"].start, self.vocab.sizes["action"]
         bins = np.asarray(ids, np.int64) - start
         if bins.min() < 0 or bins.max() >= size:
-            raise ValueError(f"action ids must lie in the action segment [{start}, {start + size}), got {ids}")
+            raise ValueError(
+                f"action ids must lie in the action segment [{start}, {start + size}), got {ids}"
+            )
         return self.action_tokenizer.decode(bins.reshape(-1, self.action_tokenizer.dim))
 
     def decode_image(self, ids) -> np.ndarray:
@@ -310,6 +343,11 @@ class Processor:
             self.text_tokenizer.save(d)
         if self.action_tokenizer is not None:
             self.action_tokenizer.stats.save(d / ACTION_STATS_FILE)
+        # VQ-GANs that know how to save themselves travel in sub-folders (model/vqgan.py's format).
+        for kind in ("image", "audio"):
+            tok = getattr(self, f"{kind}_tokenizer")
+            if tok is not None and hasattr(tok, "save_pretrained"):
+                tok.save_pretrained(d / f"{kind}_tokenizer")
         (d / "processor.json").write_text(json.dumps({"has_text": self.text_tokenizer is not None}))
 
     @classmethod
@@ -320,4 +358,13 @@ class Processor:
         vocab = Vocabulary.load(d / VOCAB_FILE)
         text = TextTokenizer.load(d) if (d / "text_tokenizer.json").exists() else None
         stats = ActionStats.load(d / ACTION_STATS_FILE) if (d / ACTION_STATS_FILE).exists() else None
-        return cls(config, vocab, text, stats)
+        vq = {}
+        if (d / "image_tokenizer").is_dir():
+            from model.vqgan import ImageVQGAN
+
+            vq["image_tokenizer"] = ImageVQGAN.from_pretrained(d / "image_tokenizer")
+        if (d / "audio_tokenizer").is_dir():
+            from model.audio_vqgan import AudioVQGAN
+
+            vq["audio_tokenizer"] = AudioVQGAN.from_pretrained(d / "audio_tokenizer")
+        return cls(config, vocab, text, stats, **vq)

@@ -156,13 +156,19 @@ class Vocabulary:
         vocab = cls({n: s["size"] for n, s in d["segments"].items()}, pad_to=d.get("pad_to", 128))
         for n, s in d["segments"].items():
             if vocab.segments[n].start != s["start"]:
-                raise ValueError(f"vocabulary file {path}: segment {n} starts at {s['start']}, layout gives "
-                                 f"{vocab.segments[n].start}")
+                raise ValueError(
+                    f"vocabulary file {path}: segment {n} starts at {s['start']}, layout gives "
+                    f"{vocab.segments[n].start}"
+                )
         return vocab
 
     def check_config(self, config: ModelConfig) -> None:
         """Raise if this vocabulary's segment sizes disagree with the model config."""
         expected = Vocabulary.from_config(config)
         if expected.sizes != self.sizes:
-            diff = {k: (self.sizes[k], expected.sizes[k]) for k in self.sizes if self.sizes[k] != expected.sizes[k]}
+            diff = {
+                k: (self.sizes[k], expected.sizes[k])
+                for k in self.sizes
+                if self.sizes[k] != expected.sizes[k]
+            }
             raise ValueError(f"vocabulary does not match the model config (vocab, config): {diff}")

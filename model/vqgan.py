@@ -48,9 +48,15 @@ class VQGANConfig:
     def preset(cls, name: str, **overrides) -> VQGANConfig:
         """``tiny`` trains on 2 CPU cores in minutes; ``paper`` is UIO-2's f=8, 16384-code image tokenizer."""
         presets = {
-            "test": dict(channels=8, channel_mult=(1, 2, 2, 2), num_res_blocks=1, embed_dim=8, codebook_size=32),
-            "tiny": dict(channels=32, channel_mult=(1, 2, 2, 4), num_res_blocks=1, embed_dim=32, codebook_size=1024),
-            "small": dict(channels=64, channel_mult=(1, 2, 2, 4), num_res_blocks=2, embed_dim=64, codebook_size=4096),
+            "test": dict(
+                channels=8, channel_mult=(1, 2, 2, 2), num_res_blocks=1, embed_dim=8, codebook_size=32
+            ),
+            "tiny": dict(
+                channels=32, channel_mult=(1, 2, 2, 4), num_res_blocks=1, embed_dim=32, codebook_size=1024
+            ),
+            "small": dict(
+                channels=64, channel_mult=(1, 2, 2, 4), num_res_blocks=2, embed_dim=64, codebook_size=4096
+            ),
             "paper": dict(channels=128, channel_mult=(1, 1, 2, 4), num_res_blocks=2, embed_dim=256),
         }
         if name not in presets:
@@ -137,7 +143,9 @@ class VQGAN(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         f, c = self.config.downsample_factor, self.config.in_channels
         if x.ndim != 4 or x.shape[1] != c or x.shape[2] % f or x.shape[3] % f:
-            raise ValueError(f"input must be (B, {c}, H, W) with H and W multiples of {f}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"input must be (B, {c}, H, W) with H and W multiples of {f}, got {tuple(x.shape)}"
+            )
 
     def forward(self, x: torch.Tensor):
         """Return (reconstruction, commitment loss, codes (B, h, w), info) — the training step's view."""
@@ -176,7 +184,9 @@ class VQGAN(nn.Module):
         directory = Path(directory)
         config_path = directory / CONFIG_NAME
         if not config_path.is_file():
-            raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}; expected a directory from save_pretrained")
+            raise FileNotFoundError(
+                f"no {CONFIG_NAME} in {directory}; expected a directory from save_pretrained"
+            )
         meta = json.loads(config_path.read_text())
         if meta.get("class") != cls.__name__:
             raise ValueError(f"{directory} holds a {meta.get('class')}, not a {cls.__name__}")

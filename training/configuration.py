@@ -56,6 +56,7 @@ class DataConfig:
     image_size: int = 64
     # A LeRobotDataset v3 folder or robomimic/LIBERO HDF5 file (fine-tuning); replaces rollouts when set.
     dataset: str | None = None
+    camera: str = "scene"  # the camera whose frames the model sees ("scene" falls back to a dataset's first)
     # Task family -> relative weight (see training/tasks/__init__.py for the families).
     mixture: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIXTURE))
     history: int = 2  # previous frames given as image_history

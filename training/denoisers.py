@@ -14,18 +14,22 @@ objective) into one objective and sets its prefix token ([Text][R], [Image][S], 
 
 ``MixtureOfDenoisers(config, weights)(encoded, rng)`` picks the objective by weight, or takes
 ``encoded.meta["objective"]`` when a task sets it (a task's "S" keeps its target whole).
+``denoise(encoded, rng, processor)`` is the data module's entry: a supervised example keeps its
+target whole unless it is drawn (``denoise_fraction``) for a denoising objective.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 
 from model.configuration import ModelConfig
-from model.processor import EncodedExample
+from model.generation import GENERIC_IMAGE_PROMPT
+from model.processor import EncodedExample, Processor
 from model.vocabulary import EOS_ID, OBJECTIVES, Vocabulary
 
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
@@ -45,7 +49,11 @@ def _segments(total: int, parts: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def random_spans_noise_mask(
-    length: int, noise_density: float, mean_span: float, rng: np.random.Generator, max_spans: int | None = None
+    length: int,
+    noise_density: float,
+    mean_span: float,
+    rng: np.random.Generator,
+    max_spans: int | None = None,
 ) -> np.ndarray:
     """T5's span mask: (length,) bool with about ``noise_density`` of it in spans of mean ``mean_span``.
 
@@ -83,16 +91,24 @@ class Denoisers:
         t = e.target_ids
         return t[:-1] if len(t) and int(t[-1]) == EOS_ID else t
 
-    def _with(self, e: EncodedExample, objective: str, text: torch.Tensor, target: torch.Tensor, **kw) -> EncodedExample:
+    def _with(
+        self, e: EncodedExample, objective: str, text: torch.Tensor, target: torch.Tensor, **kw
+    ) -> EncodedExample:
         prefix = torch.tensor([self.vocab.prefix_id(e.target, objective)])
         n = len(target)
         fields = dict(loss_mask=torch.ones(n), hidden=torch.zeros(n, dtype=torch.bool))
         fields.update(kw)
-        return e.replace(objective=objective, text_ids=torch.cat([prefix, text]).long(), target_ids=target.long(), **fields)
+        return e.replace(
+            objective=objective, text_ids=torch.cat([prefix, text]).long(), target_ids=target.long(), **fields
+        )
 
     # -- text -------------------------------------------------------------------------------------
     def span_corruption(
-        self, e: EncodedExample, rng: np.random.Generator, noise_density: float = 0.15, mean_span: float = 3.0,
+        self,
+        e: EncodedExample,
+        rng: np.random.Generator,
+        noise_density: float = 0.15,
+        mean_span: float = 3.0,
         objective: str = "R",
     ) -> EncodedExample:
         """[R] (or [X] with heavier settings): spans of the target -> sentinels in the input; the
@@ -127,7 +143,9 @@ class Denoisers:
             return self._with(e, "S", self._prompt(e), e.target_ids)
         split = int(rng.integers(1, len(body)))
         head, tail = body[:split], body[split:]
-        return self._with(e, "S", torch.cat([self._prompt(e), head]), torch.cat([tail, torch.tensor([EOS_ID])]))
+        return self._with(
+            e, "S", torch.cat([self._prompt(e), head]), torch.cat([tail, torch.tensor([EOS_ID])])
+        )
 
     # -- image / audio ----------------------------------------------------------------------------
     def _code_grid(self, patch_grid: tuple[int, int], n_codes: int) -> tuple[int, int]:
@@ -136,16 +154,22 @@ class Denoisers:
         rows = max(1, round(pr * scale))
         cols = n_codes // rows
         if rows * cols != n_codes:
-            raise ValueError(f"{n_codes} target codes do not form a grid with the patch grid's aspect {pr}x{pc}")
+            raise ValueError(
+                f"{n_codes} target codes do not form a grid with the patch grid's aspect {pr}x{pc}"
+            )
         return rows, cols
 
-    def masked_denoising(self, e: EncodedExample, rng: np.random.Generator, mask_ratio: float = 0.75) -> EncodedExample:
+    def masked_denoising(
+        self, e: EncodedExample, rng: np.random.Generator, mask_ratio: float = 0.75
+    ) -> EncodedExample:
         """[R] for images / audio: the target enters the encoder with ``mask_ratio`` of its patches
         dropped; the decoder rebuilds all codes, and the codes under dropped patches are hidden."""
         if e.target not in ("image", "audio"):
             raise ValueError(f"masked denoising needs an image or audio target, got {e.target!r}")
         if e.target_input is None:
-            raise ValueError("masked denoising needs the target as an encoder input (EncodedExample.target_input)")
+            raise ValueError(
+                "masked denoising needs the target as an encoder input (EncodedExample.target_input)"
+            )
         cfg = self.config
         grid = (cfg.image_grid, cfg.image_grid) if e.target == "image" else cfg.audio_grid
         n_patches = grid[0] * grid[1]
@@ -161,7 +185,10 @@ class Denoisers:
         return self._with(e, "R", self._prompt(e), e.target_ids, hidden=hidden, **inputs)
 
     def generation(
-        self, e: EncodedExample, rng: np.random.Generator, uncond_text: torch.Tensor | None = None,
+        self,
+        e: EncodedExample,
+        rng: np.random.Generator,
+        uncond_text: torch.Tensor | None = None,
         cfg_dropout: float = 0.0,
     ) -> EncodedExample:
         """[S]: the target as given; with ``cfg_dropout`` the prompt is replaced by a generic one
@@ -187,7 +214,9 @@ class MixtureOfDenoisers:
         weights = {m: dict(w) for m, w in (weights or DEFAULT_WEIGHTS).items()}
         for modality, w in weights.items():
             if modality not in OBJECTIVES:
-                raise ValueError(f"unknown target modality {modality!r} in denoiser weights; expected {tuple(OBJECTIVES)}")
+                raise ValueError(
+                    f"unknown target modality {modality!r} in denoiser weights; expected {tuple(OBJECTIVES)}"
+                )
             bad = [o for o in w if o not in OBJECTIVES[modality]]
             if bad or any(v < 0 for v in w.values()) or sum(w.values()) <= 0:
                 raise ValueError(
@@ -209,7 +238,9 @@ class MixtureOfDenoisers:
         fixed = e.meta.get("objective")
         objective = fixed or self.choose(e.target, rng)
         if objective not in OBJECTIVES[e.target]:
-            raise ValueError(f"objective {objective!r} is not defined for {e.target} targets; expected {OBJECTIVES[e.target]}")
+            raise ValueError(
+                f"objective {objective!r} is not defined for {e.target} targets; expected {OBJECTIVES[e.target]}"
+            )
         d = self.denoisers
         if e.target == "text" and not (fixed and objective == "S"):
             return {"R": d.span_corruption, "X": d.extreme_corruption, "S": d.prefix_lm}[objective](e, rng)
@@ -217,3 +248,31 @@ class MixtureOfDenoisers:
             return d.masked_denoising(e, rng)
         dropout = self.cfg_dropout if e.target == "image" else 0.0
         return d.generation(e, rng, self.uncond_text, dropout)
+
+
+_MIXTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def denoise(
+    encoded: EncodedExample,
+    rng: np.random.Generator,
+    processor: Processor,
+    weights: Mapping[str, Mapping[str, float]] | None = None,
+    denoise_fraction: float = 0.5,
+) -> EncodedExample:
+    """Apply the mixture to ``denoise_fraction`` of the examples that set no objective; the others
+    (and every example whose meta sets "S") keep their supervised target whole."""
+    if not 0.0 <= denoise_fraction <= 1.0:
+        raise ValueError(f"denoise_fraction must be in [0, 1], got {denoise_fraction}")
+    key = None if weights is None else repr(sorted((m, sorted(w.items())) for m, w in weights.items()))
+    cached = _MIXTURES.get(processor)
+    if cached is None or cached[0] != key:
+        uncond = (
+            torch.tensor(processor.text.encode(GENERIC_IMAGE_PROMPT)) if processor.text is not None else None
+        )
+        cached = (key, MixtureOfDenoisers(processor.config, weights, processor.vocab, uncond))
+        _MIXTURES[processor] = cached
+    mixture = cached[1]
+    if encoded.meta.get("objective") is None and rng.random() >= denoise_fraction:
+        return mixture(encoded.replace(meta={**encoded.meta, "objective": "S"}), rng)
+    return mixture(encoded, rng)

@@ -23,21 +23,29 @@ log = logging.getLogger(__name__)
 
 
 def load_episodes(cfg: DataConfig) -> list[EpisodeData]:
-    return load_dataset(cfg.dataset) if cfg.dataset else collect_rollouts(cfg)
+    return load_dataset(cfg.dataset, cfg.camera) if cfg.dataset else collect_rollouts(cfg)
 
 
-def from_rollout(ep: Any, index: int, camera: str = "scene") -> EpisodeData:
-    """envs.rollout.Episode -> EpisodeData (annotations of the main camera only)."""
-    cam = camera if camera in ep.frames else next(iter(ep.frames))
+def from_rollout(ep: Any, index: int, source: str | None = None, camera: str = "scene") -> EpisodeData:
+    """envs.rollout.Episode (from record_episode or a dataset reader) -> validated EpisodeData."""
+    source = source or f"rollout:{ep.env_id or ep.task}"
+    if not getattr(ep, "frames", None):
+        raise DatasetError(f"{source}, episode {index}, key 'frames': no camera frames")
+    if camera in ep.frames:
+        cam = camera
+    elif camera == "scene":  # the default: take a dataset's first camera (robomimic "agentview", ...)
+        cam = next(iter(ep.frames))
+    else:
+        raise DatasetError(f"{source}, episode {index}, key {camera!r}: no such camera; have {sorted(ep.frames)}")
     anns = [a.get(cam, a) for a in ep.annotations] if ep.annotations else None
     return EpisodeData(
-        source=f"rollout:{ep.env_id or ep.task}",
+        source=source,
         index=index,
-        images=dict(ep.frames),
+        images={cam: np.asarray(ep.frames[cam])},  # the model reads one camera stream
         state=np.asarray(ep.state, np.float32),
         action=np.asarray(ep.action, np.float32),
         instruction=ep.instruction,
-        speech=None if ep.speech is None else np.asarray(ep.speech, np.float32),
+        speech=None if getattr(ep, "speech", None) is None else np.asarray(ep.speech, np.float32),
         annotations=anns or None,
         depth=getattr(ep, "depth", None) or None,
         segmentation=getattr(ep, "segmentation", None) or None,
@@ -57,7 +65,7 @@ def collect_rollouts(cfg: DataConfig) -> list[EpisodeData]:
 
     episodes: list[EpisodeData] = []
     for env_id in cfg.envs:
-        env = envs.make(env_id, image_size=cfg.image_size, cameras=("scene",))
+        env = envs.make(env_id, image_size=cfg.image_size, cameras=(cfg.camera,))
         try:
             expert = get_expert(env)
             for k in range(cfg.episodes_per_env):
@@ -65,7 +73,7 @@ def collect_rollouts(cfg: DataConfig) -> list[EpisodeData]:
                 if not ep.success:
                     log.warning("%s seed %d: the expert failed; episode kept out", env_id, cfg.rollout_seed + k)
                     continue
-                episodes.append(from_rollout(ep, len(episodes)))
+                episodes.append(from_rollout(ep, len(episodes), camera=cfg.camera))
         finally:
             env.close()
     if not episodes:
@@ -74,59 +82,30 @@ def collect_rollouts(cfg: DataConfig) -> list[EpisodeData]:
     return episodes
 
 
-def load_dataset(path: str | Path) -> list[EpisodeData]:
+def load_dataset(path: str | Path, camera: str = "scene") -> list[EpisodeData]:
     """Every episode of a LeRobotDataset v3 folder or a robomimic/LIBERO HDF5 file, validated."""
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"dataset {str(p)!r} does not exist")
     if p.is_dir():
-        from envs.dataset import LeRobotDataset
-
-        try:
-            ds = LeRobotDataset(p)
-        except DatasetError:
-            raise
-        except Exception as e:
-            raise DatasetError(f"{p}: not a readable LeRobotDataset v3 folder ({type(e).__name__}: {e})") from e
-        return [_from_record(_read(ds, i, p), str(p), i) for i in range(len(ds))]
-    if p.suffix.lower() in (".hdf5", ".h5"):
-        from envs.dataset import read_hdf5_episodes
-
-        try:
-            records = read_hdf5_episodes(p)
-        except Exception as e:
-            raise DatasetError(f"{p}: not a readable robomimic/LIBERO HDF5 file ({type(e).__name__}: {e})") from e
-        return [_from_record(r, str(p), i) for i, r in enumerate(records)]
-    raise DatasetError(f"{p}: expected a LeRobotDataset v3 folder or a .hdf5/.h5 file")
-
-
-def _read(ds, i: int, path: Path) -> dict:
+        from envs.dataset import LeRobotDataset as reader
+    elif p.suffix.lower() in (".hdf5", ".h5"):
+        from envs.hdf5 import RobomimicDataset as reader
+    else:
+        raise DatasetError(f"{p}: expected a LeRobotDataset v3 folder or a robomimic/LIBERO .hdf5/.h5 file")
     try:
-        return ds.episode(i)
-    except Exception as e:  # a truncated parquet/mp4 shard surfaces here, per episode
-        raise DatasetError(f"{path}, episode {i}: cannot be read ({type(e).__name__}: {e})") from e
-
-
-def _from_record(rec: dict, source: str, index: int) -> EpisodeData:
-    """A reader's episode dict -> EpisodeData; a missing key is named with file and episode."""
-
-    def need(key: str):
-        if key not in rec or rec[key] is None:
-            raise DatasetError(f"{source}, episode {index}, key {key!r}: missing (keys present: {sorted(rec)})")
-        return rec[key]
-
-    images = need("frames") if "frames" in rec else need("images")
-    if not isinstance(images, dict) or not images:
-        raise DatasetError(f"{source}, episode {index}, key 'images': no cameras")
-    return EpisodeData(
-        source=source,
-        index=index,
-        images={k: np.asarray(v) for k, v in images.items()},
-        state=np.asarray(need("state"), np.float32),
-        action=np.asarray(need("action"), np.float32),
-        instruction=str(rec.get("instruction") or rec.get("task") or ""),
-        speech=None if rec.get("speech") is None else np.asarray(rec["speech"], np.float32),
-        annotations=None,
-        task=str(rec.get("task", "")),
-        success=bool(rec.get("success", True)),
-    ).validate()
+        ds = reader(p)
+        n = len(ds)
+    except Exception as e:  # a missing info.json, a truncated HDF5 header, a wrong layout
+        raise DatasetError(f"{p}: cannot be opened as a dataset ({type(e).__name__}: {e})") from e
+    if n == 0:
+        raise DatasetError(f"{p}: the dataset holds no episodes")
+    episodes = []
+    for i in range(n):
+        try:
+            ep = ds.episode(i)
+        except Exception as e:  # a truncated parquet/mp4/HDF5 chunk, a missing key, surfaces per episode
+            raise DatasetError(f"{p}, episode {i}: cannot be read ({type(e).__name__}: {e})") from e
+        episodes.append(from_rollout(ep, i, source=str(p), camera=camera))
+    log.info("read %d episodes from %s", len(episodes), p)
+    return episodes

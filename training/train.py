@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import yaml
@@ -56,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
         overrides.append("resume=false")
     cfg = load_config(TrainConfig, args.config, overrides)
     final = train(cfg)
-    print(f"checkpoint: {final}")
+    if os.environ.get("LOCAL_RANK", "0") == "0":  # DDP: every rank returns; one prints
+        print(f"checkpoint: {final}")
     return 0

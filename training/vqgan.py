@@ -146,7 +146,9 @@ def evaluate_audio(model: AudioVQGAN, log_mels: torch.Tensor, batch_size: int = 
         rec = model.decode(codes)
         l1.append((rec - ref).abs().mean(dim=(1, 2)))
         ref_p, rec_p = ref.exp(), rec.exp()
-        sc.append(torch.linalg.norm((ref_p - rec_p).flatten(1), dim=1) / torch.linalg.norm(ref_p.flatten(1), dim=1))
+        sc.append(
+            torch.linalg.norm((ref_p - rec_p).flatten(1), dim=1) / torch.linalg.norm(ref_p.flatten(1), dim=1)
+        )
     l1_nats = float(torch.cat(l1).mean())
     return {
         "log_mel_l1": l1_nats,
@@ -186,11 +188,16 @@ def build_data(cfg: VQGANTrainConfig):
     d = cfg.data
     if cfg.kind == "image":
         train = np.concatenate(
-            [load_frames(s, d.episodes, d.steps_per_episode, d.frame_size, d.seed, d.cache_dir) for s in d.sources]
+            [
+                load_frames(s, d.episodes, d.steps_per_episode, d.frame_size, d.seed, d.cache_dir)
+                for s in d.sources
+            ]
         )
         heldout = np.concatenate(
             [
-                load_frames(s, d.heldout_episodes, d.steps_per_episode, d.frame_size, d.heldout_seed, d.cache_dir)
+                load_frames(
+                    s, d.heldout_episodes, d.steps_per_episode, d.frame_size, d.heldout_seed, d.cache_dir
+                )
                 for s in d.sources
             ]
         )
@@ -203,7 +210,9 @@ def build_data(cfg: VQGANTrainConfig):
         )
     if cfg.kind == "audio":
         if cfg.model.in_channels != 1:
-            raise ValueError(f"an audio VQ-GAN takes 1 input channel, got model.in_channels={cfg.model.in_channels}")
+            raise ValueError(
+                f"an audio VQ-GAN takes 1 input channel, got model.in_channels={cfg.model.in_channels}"
+            )
         train, _ = load_speech(d.clips, d.seed, d.cache_dir)
         heldout, _ = load_speech(d.heldout_clips, d.heldout_seed, d.cache_dir)
         return (
@@ -265,7 +274,9 @@ def train_vqgan(cfg: VQGANTrainConfig) -> dict:
                 "step": step,
                 "loss": float(loss.detach()),
                 "l2": float(l2.detach()),
-                "psnr_train": float(10 * torch.log10(4.0 / l2.detach().clamp_min(1e-10))),  # range [-1, 1] -> peak 2
+                "psnr_train": float(
+                    10 * torch.log10(4.0 / l2.detach().clamp_min(1e-10))
+                ),  # range [-1, 1] -> peak 2
                 "perplexity": float(info["perplexity"]),
                 "lr": opt.param_groups[0]["lr"],
                 "minutes": (time.time() - start) / 60,
@@ -305,8 +316,12 @@ def run_config(path, overrides: list[str] | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the image or audio VQ-GAN tokenizer.")
-    parser.add_argument("--config", required=True, help="configs/vqgan_image.yaml or configs/vqgan_audio.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. steps=200 model.codebook_size=512")
+    parser.add_argument(
+        "--config", required=True, help="configs/vqgan_image.yaml or configs/vqgan_audio.yaml"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="dotted overrides, e.g. steps=200 model.codebook_size=512"
+    )
     args = parser.parse_args(argv)
     metrics = run_config(args.config, args.overrides)
     print(json.dumps(metrics, indent=2))

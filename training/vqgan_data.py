@@ -45,7 +45,12 @@ def render_metaworld(episodes: int, steps: int, size: int, seed: int, every: int
         task = METAWORLD_TASKS[(seed + ep) % len(METAWORLD_TASKS)]
         camera = METAWORLD_CAMERAS[rng.integers(len(METAWORLD_CAMERAS))]
         env = gym.make(
-            "Meta-World/MT1", env_name=task, render_mode="rgb_array", camera_name=camera, width=size, height=size
+            "Meta-World/MT1",
+            env_name=task,
+            render_mode="rgb_array",
+            camera_name=camera,
+            width=size,
+            height=size,
         )
         env.reset(seed=int(rng.integers(1 << 30)))
         action = env.action_space.sample()

@@ -50,8 +50,12 @@ class ActionStats:
             raise ValueError("actions contain NaN or inf; clean the dataset before computing statistics")
         q01, q99 = np.quantile(a, 0.01, axis=0), np.quantile(a, 0.99, axis=0)
         return cls(
-            q01=q01.tolist(), q99=q99.tolist(), mean=a.mean(0).tolist(), std=a.std(0).tolist(),
-            min=a.min(0).tolist(), max=a.max(0).tolist(),
+            q01=q01.tolist(),
+            q99=q99.tolist(),
+            mean=a.mean(0).tolist(),
+            std=a.std(0).tolist(),
+            min=a.min(0).tolist(),
+            max=a.max(0).tolist(),
         )
 
     def to_dict(self) -> dict:

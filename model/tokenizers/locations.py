@@ -43,9 +43,7 @@ class LocationTokenizer:
             raise ValueError(f"box must be [x1, y1, x2, y2], got {list(box_xyxy)}")
         x1, y1, x2, y2 = box_xyxy
         h, w = image_hw
-        return "".join(
-            self.token(self.quantize(v, s)) for v, s in ((y1, h), (x1, w), (y2, h), (x2, w))
-        )
+        return "".join(self.token(self.quantize(v, s)) for v, s in ((y1, h), (x1, w), (y2, h), (x2, w)))
 
     def encode_point(self, point_xy: Sequence[float], image_hw: tuple[int, int]) -> str:
         """Point [x, y] in pixels -> two tokens in [y, x] order."""

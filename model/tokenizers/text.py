@@ -88,7 +88,9 @@ class TextTokenizer:
         d.mkdir(parents=True, exist_ok=True)
         name = BPE_FILE if self.kind == "bpe" else SPM_FILE
         (d / name).write_bytes(self._blob)
-        (d / META_FILE).write_text(json.dumps({"kind": self.kind, "file": name, "vocab_size": self.vocab_size}))
+        (d / META_FILE).write_text(
+            json.dumps({"kind": self.kind, "file": name, "vocab_size": self.vocab_size})
+        )
 
     @classmethod
     def load(cls, directory: str | Path) -> TextTokenizer:
@@ -107,7 +109,9 @@ class TextTokenizer:
 
 
 # <loc_N>, <extra_id_N> (span sentinels, T5's name) and the modality markers are single tokens.
-_SPECIAL = re.compile(r"<loc_(\d+)>|<extra_id_(\d+)>|(" + "|".join(re.escape(m) for m in MODALITY_MARKERS) + ")")
+_SPECIAL = re.compile(
+    r"<loc_(\d+)>|<extra_id_(\d+)>|(" + "|".join(re.escape(m) for m in MODALITY_MARKERS) + ")"
+)
 
 
 class UnifiedTextCodec:

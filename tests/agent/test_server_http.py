@@ -113,14 +113,20 @@ def test_image_is_png_and_speech_is_wav(http, policy):
     from model.vqgan import ImageVQGAN, VQGANConfig
 
     cfg = policy.model.config
-    policy.processor.image_tokenizer = ImageVQGAN(VQGANConfig.preset("test", codebook_size=cfg.image_codebook_size))
+    policy.processor.image_tokenizer = ImageVQGAN(
+        VQGANConfig.preset("test", codebook_size=cfg.image_codebook_size)
+    )
     policy.processor.audio_tokenizer = AudioVQGAN(audio_config("test", codebook_size=cfg.audio_codebook_size))
     try:
         assert {"image", "audio"} <= set(http.get("/v1/metadata").json()["generation_targets"])
         r = http.post("/v1/image", json={"prompt": "a red cube", **body(policy)})
         assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
         image = read_png(r.content)
-        assert image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] == 8 * int(cfg.image_target_tokens**0.5)
+        assert (
+            image.ndim == 3
+            and image.shape[-1] == 3
+            and image.shape[0] == 8 * int(cfg.image_target_tokens**0.5)
+        )
         r = http.post("/v1/speech", json={"prompt": "pick up the cube", **body(policy)})
         assert r.status_code == 200 and r.headers["content-type"] == "audio/wav", r.text
         wave, rate = read_wav(r.content)

@@ -35,7 +35,11 @@ def test_http_needs_the_token_except_health(url):
     r = httpx.get(f"{url}/v1/metadata")
     assert r.status_code == 401 and "Authorization: Bearer" in r.json()["detail"]
     assert httpx.get(f"{url}/v1/metadata", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert httpx.post(f"{url}/v1/caption", json={}).status_code == 401  # auth before parsing the body
+    paths = httpx.get(f"{url}/openapi.json").json()["paths"]  # the schema itself is public
+    for path, methods in paths.items():
+        for method in methods:
+            if path != "/health":  # 401 before the body is even parsed
+                assert httpx.request(method, f"{url}{path}", json={}).status_code == 401, (method, path)
     assert httpx.get(f"{url}/v1/metadata", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
 
 
@@ -46,15 +50,6 @@ def test_websocket_needs_the_token(url, policy):
         assert e.value.response.status_code == 403
     with PolicyClient(url, token=TOKEN) as client:
         assert client.action_dim == policy.action_dim
-
-
-def test_a_client_with_a_wrong_http_token_gets_401(url):
-    with pytest.raises(InvalidStatus):
-        PolicyClient(url, token="wrong-token-wrong-token")
-    # The same check through HTTP alone (the websocket handshake already failed above).
-    with httpx.Client(base_url=url, headers={"Authorization": "Bearer wrong-token"}) as http:
-        r = http.post("/v1/answer", json={"observation": {"images": {}}, "question": "?"})
-        assert r.status_code == 401
 
 
 def test_http_client_sends_the_token(url, policy):

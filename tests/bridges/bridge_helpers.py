@@ -20,6 +20,9 @@ class Observer:
         host, port = url.removeprefix("ws://").split(":")
         self.ros = roslibpy.Ros(host, int(port))
         self.ros.run(timeout=10)
+        # rosbridge's "status" op (errors about our requests): roslibpy 2.1.0 has no handler for it
+        self.statuses: list[dict] = []
+        self.ros.factory._proto._message_handlers["status"] = self.statuses.append
         self.received: dict[str, list[tuple[float, dict]]] = {}
         self._topics = []
         self._lock = threading.Lock()
@@ -139,7 +142,7 @@ class InputPublisher:
                     pub(msg)
                 self.last_camera_sent = time.monotonic()
             self.pub_state({"layout": {"dim": [], "data_offset": 0}, "data": self.state.tolist()})
-            if k % 10 == 1:
+            if k % 5 == 1:
                 self.pub_instruction({"data": "push the red cube to the left"})
             self._stop.wait(self.period)
 

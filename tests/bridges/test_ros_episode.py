@@ -42,13 +42,23 @@ def node_args(policy, result: Path, max_steps: int = MAX_STEPS, command_timeout:
     ]  # fmt: skip
 
 
+_direct: dict[int, dict] = {}
+
+
+def direct_rollout(policy, max_steps: int) -> dict:
+    """The reference episode without ROS (computed once per session: the model is slow on 2 cores)."""
+    if max_steps not in _direct:
+        env = make_env(ENV_ID, policy_io(policy)[1])
+        try:
+            _direct[max_steps] = rollout_direct(policy, env, SEED, max_steps)
+        finally:
+            env.close()
+    return _direct[max_steps]
+
+
 def assert_replays_direct_rollout(policy, result: Path, max_steps: int = MAX_STEPS) -> dict:
     got = json.loads(result.read_text())[0]
-    env = make_env(ENV_ID, policy_io(policy)[1])
-    try:
-        ref = rollout_direct(policy, env, SEED, max_steps)
-    finally:
-        env.close()
+    ref = direct_rollout(policy, max_steps)
     assert got["command_timeouts"] == 0, "every step must have had its own command"
     assert got["steps"] == ref["steps"] and got["success"] == ref["success"]
     np.testing.assert_allclose(got["actions"], ref["actions"], atol=1e-6)

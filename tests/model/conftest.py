@@ -56,11 +56,21 @@ def make_examples(seed: int = 0) -> list[Example]:
     return [
         Example("text", "a red block", text="what is on the table?", image=img),
         Example(
-            "action", rng.uniform(-1, 1, (4, 4)).astype(np.float32), text="pick up the red block", image=img,
-            image_history=np.stack([img, img[::-1]]), state=rng.standard_normal(7).astype(np.float32), audio=speech,
+            "action",
+            rng.uniform(-1, 1, (4, 4)).astype(np.float32),
+            text="pick up the red block",
+            image=img,
+            image_history=np.stack([img, img[::-1]]),
+            state=rng.standard_normal(7).astype(np.float32),
+            audio=speech,
         ),
         Example("text", "red", text="what colour is the cube?", audio_history=[speech]),
-        Example("action", rng.uniform(-1, 1, (4, 4)).astype(np.float32), text="open the drawer", image=img[:, ::-1].copy()),
+        Example(
+            "action",
+            rng.uniform(-1, 1, (4, 4)).astype(np.float32),
+            text="open the drawer",
+            image=img[:, ::-1].copy(),
+        ),
     ]
 
 

@@ -58,7 +58,9 @@ def test_griffin_lim_inverse_reproduces_the_spectrogram():
     again = audio.log_mel_spectrogram(wav)
     loud = mel > mel.max() - 6  # bins within ~26 dB of the peak: what you hear
     err = (again - mel)[loud].abs().mean().item()
-    noise = audio.log_mel_spectrogram(np.random.default_rng(0).normal(0, 0.05, audio.CLIP_SAMPLES).astype("f4"))
+    noise = audio.log_mel_spectrogram(
+        np.random.default_rng(0).normal(0, 0.05, audio.CLIP_SAMPLES).astype("f4")
+    )
     assert err < 0.5, f"log-mel error after Griffin-Lim {err:.3f} nats"
     assert err < 0.25 * (noise - mel)[loud].abs().mean().item()
 
@@ -81,7 +83,12 @@ def test_wav_round_trip_and_header(tmp_path):
     wav = _tones(0.5)
     path = audio.write_wav(tmp_path / "sub" / "tone.wav", wav)
     with wave.open(str(path), "rb") as f:
-        assert (f.getnchannels(), f.getsampwidth(), f.getframerate(), f.getnframes()) == (1, 2, 16000, len(wav))
+        assert (f.getnchannels(), f.getsampwidth(), f.getframerate(), f.getnframes()) == (
+            1,
+            2,
+            16000,
+            len(wav),
+        )
     back = audio.read_wav(path)
     np.testing.assert_allclose(back, wav, atol=1.0 / 32767)
 

@@ -16,7 +16,13 @@ from model.packing import collate
 def test_save_load_round_trip(tmp_path, tiny_model, processor, examples, tiny_config):
     tiny_model.save_pretrained(tmp_path, processor)
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"model.safetensors", "config.json", "vocabulary.json", "action_stats.json", "text_tokenizer.json"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "vocabulary.json",
+        "action_stats.json",
+        "text_tokenizer.json",
+    } <= names
     assert not [n for n in names if n.endswith((".pt", ".pth", ".bin", ".pkl", ".ckpt"))]
     for n in names - {"model.safetensors"}:
         if n.endswith(".json"):
@@ -44,3 +50,17 @@ def test_loading_a_mismatched_checkpoint_fails_clearly(tmp_path, tiny_model):
         UnifiedIO.from_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         UnifiedIO.from_pretrained(tmp_path / "nowhere")
+
+
+def test_vqgan_tokenizers_travel_with_the_checkpoint(tmp_path, tiny_model, processor):
+    from model.vqgan import ImageVQGAN, VQGANConfig
+
+    torch.manual_seed(0)
+    processor.image_tokenizer = ImageVQGAN(VQGANConfig.preset("test")).eval()
+    tiny_model.save_pretrained(tmp_path, processor)
+    _, proc = load_pretrained(tmp_path)
+    assert isinstance(proc.image_tokenizer, ImageVQGAN) and proc.audio_tokenizer is None
+    for a, b in zip(
+        processor.image_tokenizer.state_dict().values(), proc.image_tokenizer.state_dict().values()
+    ):
+        assert torch.equal(a, b)

@@ -25,7 +25,9 @@ def test_constrained_decoding_stays_in_modality(tiny_model, processor, examples,
     for sampling in (dict(), dict(do_sample=True, temperature=2.0, top_p=0.95, generator=g)):
         ids = generate(tiny_model, batch, target, **kw, **sampling)
         assert ids.shape[0] == 2
-        assert ((ids >= start) & (ids < end)).all(), f"{target} decoding left [{start}, {end}): {ids.tolist()}"
+        assert ((ids >= start) & (ids < end)).all(), (
+            f"{target} decoding left [{start}, {end}): {ids.tolist()}"
+        )
         if target != "text":
             assert ids.shape[1] == 12  # fixed-length decoding
 
@@ -52,7 +54,9 @@ def test_classifier_free_guidance_changes_image_logits(tiny_model, processor, ex
         tiny_model, cond, "image", num_tokens=3, return_logits=True, guidance_scale=2.0, uncond_batch=uncond
     )
     s0 = torch.log_softmax(plain[0, 0], -1)
-    expected = 3.0 * s0 - 2.0 * torch.log_softmax(generate(tiny_model, uncond, "image", num_tokens=1, return_logits=True)[1][0, 0], -1)
+    expected = 3.0 * s0 - 2.0 * torch.log_softmax(
+        generate(tiny_model, uncond, "image", num_tokens=1, return_logits=True)[1][0, 0], -1
+    )
     torch.testing.assert_close(guided[0, 0], expected, atol=1e-4, rtol=1e-4)
     start, end = tiny_model.vocab.output_range("image")
     assert ((ids >= start) & (ids < end)).all()

@@ -16,7 +16,9 @@ def test_packing_isolation(tiny_model, processor, examples, tiny_config):
         for i, enc in enumerate(encoded):
             alone = collate([enc], tiny_config, packed=True)
             _, info_alone = tiny_model(alone, return_logits=True)
-            torch.testing.assert_close(info_packed["logits"][i], info_alone["logits"][0], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(
+                info_packed["logits"][i], info_alone["logits"][0], atol=1e-4, rtol=1e-4
+            )
             torch.testing.assert_close(
                 info_packed["per_example_loss"][i], info_alone["per_example_loss"][0], atol=1e-5, rtol=1e-5
             )

@@ -14,7 +14,9 @@ def test_paper_size_parameter_counts(name, expected):
     with torch.device("meta"):
         model = UnifiedIO(ModelConfig.preset(name))
     n = model.num_parameters()
-    assert abs(n - expected) / expected < 0.05, f"{name}: {n / 1e9:.3f}B parameters, expected {expected / 1e9}B +- 5%"
+    assert abs(n - expected) / expected < 0.05, (
+        f"{name}: {n / 1e9:.3f}B parameters, expected {expected / 1e9}B +- 5%"
+    )
 
 
 def test_cpu_presets_are_small():

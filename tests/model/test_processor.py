@@ -54,3 +54,18 @@ def test_image_target_through_the_vqgan_hook(processor, tiny_config):
     assert e.target_input.shape == (3, 64, 64)
     out = processor.decode_image(e.target_ids)
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+
+
+def test_audio_target_through_the_vqgan_hook(processor, tiny_config):
+    from model.audio_vqgan import AudioVQGAN, audio_config
+
+    wave = (0.1 * np.random.default_rng(0).standard_normal(65536)).astype(np.float32)
+    ex = Example("audio", wave, text="say: open the drawer")
+    with pytest.raises(RuntimeError, match="audio_tokenizer is None"):
+        processor.encode(ex)
+    torch.manual_seed(0)
+    processor.audio_tokenizer = AudioVQGAN(audio_config("test")).eval()
+    e = processor.encode(ex)
+    start, end = processor.vocab.output_range("audio")
+    assert len(e.target_ids) == tiny_config.audio_target_tokens
+    assert ((e.target_ids >= start) & (e.target_ids < end)).all() and e.target_input.shape == (128, 256)

@@ -41,7 +41,7 @@ def test_image_tokenizer_shapes_and_code_range(tiny_image_vqgan, size):
     codes = model.encode(_images(2, size))
     assert codes.shape == (2, (size // 8) ** 2) == (2, model.tokens_per_image(size, size))
     assert codes.dtype == torch.int64
-    assert 0 <= int(codes.min()) and int(codes.max()) < model.codebook_size
+    assert int(codes.min()) >= 0 and int(codes.max()) < model.codebook_size
     out = model.decode(codes)
     assert out.shape == (2, size, size, 3) and out.dtype == np.uint8
     assert model.decode(codes.view(2, size // 8, size // 8)).shape == out.shape
@@ -96,7 +96,7 @@ def test_tiny_vqgan_reconstruction_error_falls_during_training(tmp_path):
         kind="image",
         model=VQGANConfig.preset("test", codebook_size=64),
         data=VQGANDataConfig(sources=[str(frames)], frame_size=64, crop_size=32, cache_dir=str(tmp_path)),
-        steps=120,
+        steps=60,
         batch_size=8,
         lr=3e-3,
         warmup_steps=10,
@@ -127,7 +127,7 @@ def test_audio_tokenizer_shapes_and_waveform_path():
     wav = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     codes = model.encode_waveform(wav)
     assert codes.shape == (1, 512) == (1, model.tokens_per_clip())
-    assert 0 <= int(codes.min()) and int(codes.max()) < model.codebook_size
+    assert int(codes.min()) >= 0 and int(codes.max()) < model.codebook_size
     mel = model.decode(codes)
     assert mel.shape == (1, 128, 256)
     torch.testing.assert_close(model.encode(log_mel_spectrogram(wav)), codes, rtol=0, atol=0)
@@ -149,10 +149,64 @@ def test_png_and_wav_writers_produce_valid_files(tmp_path):
     assert wav_path.read_bytes()[:4] == b"RIFF" and read_wav(wav_path).shape == (1600,)
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng and sox")
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng and sox"
+)
 def test_speech_synthesis_gives_16khz_clips(tmp_path):
     from training.vqgan_data import load_speech
 
     waves, texts = load_speech(2, seed=0, cache_dir=tmp_path)
     assert waves.shape == (2, CLIP_SAMPLES) and len(texts) == 2
     assert np.abs(waves).max() > 0.05, "espeak-ng produced silence"
+
+
+def test_processor_hooks_encode_decode_and_persist_the_tokenizers(tmp_path):
+    from model.configuration import ModelConfig
+    from model.processor import Processor
+
+    config = ModelConfig.preset("tiny")
+    torch.manual_seed(0)
+    image_tok = ImageVQGAN(VQGANConfig.preset("test", codebook_size=config.image_codebook_size)).eval()
+    # The downsampling factor that gives the model's audio token count: 128 x 256 / f^2 codes.
+    f = int(np.sqrt(128 * 256 / config.audio_target_tokens))
+    mult = (1,) + (2,) * int(np.log2(f))
+    audio_tok = AudioVQGAN(
+        audio_config("test", channel_mult=mult, codebook_size=config.audio_codebook_size)
+    ).eval()
+    processor = Processor(config, image_tokenizer=image_tok, audio_tokenizer=audio_tok)
+    image = _images(1, 96)[0]
+    ids, _ = processor.encode_image_target(image)
+    start, end = processor.vocab.output_range("image")
+    assert ids.shape == (config.image_target_tokens,) and start <= int(ids.min()) and int(ids.max()) < end
+    size = config.image_target_size
+    assert processor.decode_image(ids).shape == (size, size, 3)
+    t = np.arange(CLIP_SAMPLES) / 16000
+    audio_ids, _ = processor.encode_audio_target(
+        (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 16000
+    )
+    assert audio_ids.shape == (config.audio_target_tokens,)
+    assert processor.decode_audio(audio_ids).shape == (CLIP_SAMPLES,)
+
+    processor.save_pretrained(tmp_path)
+    loaded = Processor.from_pretrained(tmp_path, config)
+    assert isinstance(loaded.image_tokenizer, ImageVQGAN) and isinstance(loaded.audio_tokenizer, AudioVQGAN)
+    torch.testing.assert_close(loaded.encode_image_target(image)[0], ids, rtol=0, atol=0)
+
+
+def test_shipped_configs_fit_the_tiny_model():
+    """configs/vqgan_*.yaml must give the code counts and codebook sizes ModelConfig tiny expects."""
+    from pathlib import Path
+
+    from model.configuration import ModelConfig
+    from training.config import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    tiny = ModelConfig.preset("tiny")
+    image = load_config(VQGANTrainConfig, root / "configs/vqgan_image.yaml")
+    audio = load_config(VQGANTrainConfig, root / "configs/vqgan_audio.yaml")
+    assert (image.kind, audio.kind) == ("image", "audio")
+    assert image.model.codebook_size == tiny.image_codebook_size
+    assert (tiny.image_target_size // image.model.downsample_factor) ** 2 == tiny.image_target_tokens
+    assert audio.model.codebook_size == tiny.audio_codebook_size and audio.model.in_channels == 1
+    f = audio.model.downsample_factor
+    assert (tiny.audio_mels // f) * (tiny.audio_frames // f) == tiny.audio_target_tokens

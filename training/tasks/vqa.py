@@ -22,12 +22,19 @@ def _centre(o: dict) -> tuple[float, float]:
 
 
 def colour_question(objs, rng, width, height):
-    shapes = [o.get("shape", "") for o in objs]
-    cands = [o for o in objs if o.get("colour") and o.get("shape") and shapes.count(o["shape"]) == 1]
-    if not cands:
+    """"What colour is the cube?"; with several cubes, ask about the leftmost or the rightmost one."""
+    coloured = [o for o in objs if o.get("colour") and o.get("shape")]
+    shapes = sorted({o["shape"] for o in coloured})
+    if not shapes:
         return None
-    o = cands[int(rng.integers(len(cands)))]
-    return f"What colour is the {o['shape']}?", o["colour"]
+    shape = shapes[int(rng.integers(len(shapes)))]
+    same = sorted((o for o in coloured if o["shape"] == shape), key=lambda o: _centre(o)[0])
+    if len(same) == 1:
+        return f"What colour is the {shape}?", same[0]["colour"]
+    if _centre(same[1])[0] - _centre(same[0])[0] < 2 or _centre(same[-1])[0] - _centre(same[-2])[0] < 2:
+        return None  # too close to call left from right
+    side, obj = ("leftmost", same[0]) if rng.random() < 0.5 else ("rightmost", same[-1])
+    return f"What colour is the {side} {shape}?", obj["colour"]
 
 
 def count_question(objs, rng, width, height):

@@ -1,0 +1,186 @@
+"""Task generators: every family makes valid Examples from real rollouts, with answers true to the scene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.example import Example
+from model.tokenizers.locations import LocationTokenizer
+from training.episodes import EpisodeData
+from training.mixture import TaskMixture
+from training.tasks import FAMILIES, TaskContext, select
+from training.tasks.activity import activity_from_instruction
+from training.tasks.base import AUDIO_TOKENIZER, DEPTH, IMAGE_TOKENIZER, SEGMENTATION, SPEECH, ANNOTATIONS
+from training.tasks.geometry3d import project
+from training.tasks.templates import TEMPLATES, prompt
+
+ALL = {ANNOTATIONS, SPEECH, IMAGE_TOKENIZER, AUDIO_TOKENIZER, DEPTH, SEGMENTATION}
+LOC = LocationTokenizer()
+
+
+def first_example(family: str, episodes, ctx, seed=0) -> Example:
+    rng = np.random.default_rng(seed)
+    for ep in episodes:
+        for t in range(len(ep)):
+            ex = FAMILIES[family].make(ep, t, rng, ctx)
+            if ex is not None:
+                return ex
+    raise AssertionError(f"family {family} made no example from {len(episodes)} episodes")
+
+
+@pytest.fixture(scope="module")
+def dense_episode():
+    """A short episode with depth and segmentation maps, straight from the env's observations."""
+    import envs
+    from envs.experts import get_expert
+
+    env = envs.make("uio2/Push-v0", image_size=32, cameras=("scene",), depth=True, segmentation=True)
+    try:
+        obs, _ = env.reset(seed=3)
+        expert = get_expert(env)
+        expert.reset()
+        rows = []
+        for _ in range(6):
+            rows.append((obs, env.unwrapped.annotations("scene")))
+            action = expert.act(obs)
+            obs, *_ = env.step(action)
+            rows[-1] = (*rows[-1], action)
+    finally:
+        env.close()
+    return EpisodeData(
+        source="test:dense",
+        index=0,
+        images={"scene": np.stack([o["images"]["scene"] for o, _, _ in rows])},
+        state=np.stack([o["state"] for o, _, _ in rows]).astype(np.float32),
+        action=np.stack([a for _, _, a in rows]).astype(np.float32),
+        instruction=rows[0][0]["instruction"],
+        speech=rows[0][0]["speech"],
+        annotations=[a for _, a, _ in rows],
+        depth={"scene": np.stack([o["depth"]["scene"] for o, _, _ in rows])},
+        segmentation={"scene": np.stack([o["segmentation"]["scene"] for o, _, _ in rows])},
+    ).validate()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_makes_a_valid_example(family, rollouts, dense_episode):
+    ctx = TaskContext(history=2, chunk_size=4, capabilities=ALL)
+    ex = first_example(family, [*rollouts, dense_episode], ctx)
+    ex.validate()
+    assert ex.meta["task"] == family
+    assert ex.target == FAMILIES[family].target
+    if ex.target == "action":
+        assert ex.target_value.shape == (4, rollouts[0].action.shape[1])
+        assert ex.state is not None and ex.image is not None
+    if ex.image_history is not None:
+        assert 1 <= len(ex.image_history) <= 2
+
+
+def test_action_chunk_is_the_demonstration(rollouts):
+    ep = rollouts[1]
+    ctx = TaskContext(history=2, chunk_size=4)
+    ex = FAMILIES["action"].make(ep, 5, np.random.default_rng(0), ctx)
+    np.testing.assert_array_equal(ex.target_value, ep.action[5:9])
+    np.testing.assert_array_equal(ex.image, ep.images["scene"][5])
+    np.testing.assert_array_equal(ex.image_history, ep.images["scene"][3:5])  # oldest first
+    # Past the end the last action repeats, never zeros or garbage.
+    tail = FAMILIES["action"].make(ep, len(ep) - 2, np.random.default_rng(0), ctx).target_value
+    np.testing.assert_array_equal(tail[1:], np.repeat(ep.action[-1:], 3, axis=0))
+
+
+def test_spoken_instruction_is_not_written_in_the_prompt(rollouts):
+    ep = rollouts[0]
+    ex = FAMILIES["action_speech"].make(ep, 0, np.random.default_rng(0), TaskContext())
+    assert ex.audio is not None and ep.instruction.lower() not in ex.text.lower()
+
+
+def test_refexp_box_and_pointing_decode_to_the_annotation(rollouts):
+    ctx = TaskContext(capabilities=ALL)
+    for seed in range(5):
+        box_ex = first_example("refexp", rollouts, ctx, seed)
+        hw = box_ex.image.shape[:2]
+        (decoded,) = LOC.decode_boxes(box_ex.target_value, hw)
+        half_bin = hw[0] / 1000
+        np.testing.assert_allclose(decoded, box_ex.meta["box"], atol=half_bin + 1e-6)
+        pt_ex = first_example("pointing", rollouts, ctx, seed)
+        (point,) = LOC.decode_points(pt_ex.target_value, pt_ex.image.shape[:2])
+        np.testing.assert_allclose(point, pt_ex.meta["point"], atol=half_bin + 1e-6)
+
+
+def test_cuboid_has_12_tokens_and_projects_like_the_simulator(rollouts):
+    ep = rollouts[1]
+    ann = ep.annotations[0]
+    hw = ep.images["scene"].shape[1:3]
+    for obj in ann["objects"]:
+        x, y, depth = project(obj["center"], ann["camera"], hw)
+        assert depth > 0
+        np.testing.assert_allclose([x, y], obj["point"], atol=1e-3)  # envs projects the same centre
+    ex = first_example("boxes3d", rollouts, TaskContext(capabilities=ALL))
+    assert len(LOC.bins_in(ex.target_value)) == 12
+    cam = first_example("camera_pose", rollouts, TaskContext(capabilities=ALL))
+    assert len(LOC.bins_in(cam.target_value)) == 9
+
+
+def test_vqa_answers_are_true(rollouts):
+    ctx = TaskContext(capabilities=ALL)
+    seen = set()
+    for ep in rollouts:
+        for t in range(0, len(ep), 3):
+            rng = np.random.default_rng(t)
+            ex = FAMILIES["vqa"].make(ep, t, rng, ctx)
+            if ex is None:
+                continue
+            kind = ex.meta["question_type"]
+            seen.add(kind)
+            objs = [o for o in ep.annotations[t]["objects"] if o["visible"]]
+            if kind == "count":
+                shape = ex.text.split("How many ")[1].split("s are")[0]
+                from training.tasks.vqa import NUMBERS
+
+                assert ex.target_value == NUMBERS[sum(o["shape"] == shape for o in objs)]
+            if kind == "colour":
+                subject = ex.text.split("What colour is the ")[1].split("?")[0].split()
+                same = sorted((o for o in objs if o["shape"] == subject[-1]), key=lambda o: o["box"][0] + o["box"][2])
+                obj = same[-1] if subject[0] == "rightmost" else same[0]
+                assert len(same) == 1 or subject[0] in ("leftmost", "rightmost")
+                assert ex.target_value == obj["colour"]
+    assert {"count", "colour", "position"} <= seen
+
+
+def test_templates_paraphrase():
+    rng = np.random.default_rng(0)
+    texts = {prompt("caption", rng) for _ in range(40)}
+    assert len(texts) == len(TEMPLATES["caption"]) > 1
+    assert "red cube" in prompt("refexp", rng, name="red cube")
+    with pytest.raises(KeyError, match="no prompt templates"):
+        prompt("nope", rng)
+
+
+def test_activity_answer():
+    assert activity_from_instruction("Push the red cube onto the mat.") == (
+        "The robot is pushing the red cube onto the mat."
+    )
+    assert activity_from_instruction("twirl").startswith("The robot is working on")
+
+
+def test_mixture_is_a_pure_function_of_the_index(rollouts):
+    ctx = TaskContext(capabilities={ANNOTATIONS, SPEECH})
+    a = TaskMixture(rollouts, {"action": 2, "caption": 1, "vqa": 1, "refexp": 1}, ctx, seed=3)
+    b = TaskMixture(rollouts, {"action": 2, "caption": 1, "vqa": 1, "refexp": 1}, ctx, seed=3)
+    for i in (0, 7, 123):
+        ea, eb = a.example(i), b.example(i)
+        assert ea.meta == eb.meta and ea.text == eb.text
+        assert str(ea.target_value) == str(eb.target_value)
+    tasks = [a.example(i).meta["task"] for i in range(200)]
+    assert tasks.count("action") > tasks.count("caption") > 0  # weights are honoured
+
+
+def test_families_without_what_they_need_are_dropped_with_a_reason():
+    kept, dropped = select({"action": 1, "depth": 1, "tts": 1, "caption": 0}, {ANNOTATIONS})
+    assert kept == {"action": 1.0}
+    assert "image tokenizer" in dropped["depth"] and "depth maps" in dropped["depth"]
+    assert "audio tokenizer" in dropped["tts"]
+    with pytest.raises(ValueError, match="unknown task famil"):
+        select({"actoin": 1}, set())
+    with pytest.raises(ValueError, match="weight must be >= 0"):
+        select({"action": -1}, set())
