@@ -25,6 +25,7 @@ SUITE_TASKS = ["reach", "push", "pick_place", "stack", "drawer", "button"]
 @dataclass
 class DemoConfig:
     out: str = "runs/demo"
+    env: str = "tabletop"  # or "metaworld" (tasks then are Meta-World names, e.g. MT10's)
     tasks: list[str] = field(default_factory=lambda: list(SUITE_TASKS))
     episodes_per_task: int = 30  # expert demonstrations per task
     image_size: int = 64
@@ -64,7 +65,7 @@ def collect(cfg: DemoConfig, dataset: Path) -> dict:
         parser = argparse.ArgumentParser()
         add_arguments(parser)
         args = parser.parse_args(
-            ["--env", task, "--episodes", str(cfg.episodes_per_task), "--out", str(dataset),
+            ["--env", task if cfg.env == "tabletop" else f"{cfg.env}:{task}", "--episodes", str(cfg.episodes_per_task), "--out", str(dataset),
              "--seed", str(cfg.seed + 1000 * i), "--image-size", str(cfg.image_size)]
         )  # fmt: skip
         if run(args) != 0:
@@ -102,7 +103,7 @@ def evaluate(cfg: DemoConfig, checkpoint: Path) -> dict:
     reports = {}
     for mode in ("text", "speech"):
         eval_cfg = EvalConfig(
-            env="tabletop", tasks=list(cfg.tasks), episodes=cfg.eval_episodes, num_envs=cfg.eval_num_envs,
+            env=cfg.env, tasks=list(cfg.tasks), episodes=cfg.eval_episodes, num_envs=cfg.eval_num_envs,
             instruction=mode, videos=cfg.videos, image_size=cfg.image_size, max_steps=cfg.eval_max_steps,
             out=str(Path(cfg.out) / f"eval_{mode}"),
         )  # fmt: skip

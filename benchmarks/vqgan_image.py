@@ -26,11 +26,48 @@ import numpy as np  # noqa: E402
 from model.image_io import image_grid, write_png  # noqa: E402
 from model.vqgan import ImageVQGAN  # noqa: E402
 from training.config import load_config  # noqa: E402
-from training.vqgan import VQGANTrainConfig, evaluate_image, train_vqgan  # noqa: E402
+from training.vqgan import VQGANTrainConfig, evaluate_image, psnr, train_vqgan  # noqa: E402
 from training.vqgan_data import _resize, load_frames  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_PSNR, TARGET_USAGE = 28.0, 0.80
+
+
+def next_frame_ceiling(
+    model: ImageVQGAN, episodes: int = 4, steps: int = 30, size: int = 64, seed: int = 777
+):
+    """PSNR of "copy the last frame" vs the tokenizer's own reconstruction of the true next frame.
+
+    The second is the most a model that writes frames through this tokenizer can reach on
+    next-frame prediction: if it is below the copy baseline, no such model can beat it.
+    """
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers uio2/*)
+
+    rng = np.random.default_rng(seed)
+    env = gym.make("uio2/Tabletop-v0", image_size=size)
+    previous, following = [], []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        action = env.action_space.sample()
+        for _ in range(steps):
+            last = obs["images"]["scene"]
+            action = np.clip(0.8 * action + 0.5 * rng.uniform(-1, 1, action.shape), -1, 1).astype(np.float32)
+            obs, _, terminated, truncated, _ = env.step(action)
+            previous.append(last)
+            following.append(obs["images"]["scene"])
+            if terminated or truncated:
+                break
+    env.close()
+    previous, following = np.stack(previous), np.stack(following)
+    recon = model.decode(model.encode(following), grid=(size // 8, size // 8))
+    return {
+        "size": size,
+        "pairs": len(following),
+        "copy_last_frame_psnr": float(psnr(previous, following).mean()),
+        "tokenizer_ceiling_psnr": float(psnr(following, recon).mean()),
+    }
 
 
 def main(argv=None) -> int:
@@ -39,6 +76,9 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=None, help="a save_pretrained dir (default: the config's out_dir)")
     p.add_argument("--train", action="store_true", help="train first (bounded by --minutes)")
     p.add_argument("--minutes", type=float, default=None, help="override max_minutes of the training run")
+    p.add_argument(
+        "--no-next-frame", dest="next_frame", action="store_false", help="skip the next-frame ceiling"
+    )
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. steps=2000")
     args = p.parse_args(argv)
     overrides = list(args.overrides) + ([f"max_minutes={args.minutes}"] if args.minutes else [])
@@ -57,6 +97,7 @@ def main(argv=None) -> int:
     start = time.time()
     metrics = evaluate_image(model, heldout, sizes=(64, 128))
     metrics["eval_seconds"] = time.time() - start
+    ceiling = next_frame_ceiling(model) if args.next_frame else None
     train_log = ckpt / "metrics.json"
     training = json.loads(train_log.read_text())["final"] if train_log.is_file() else {}
 
@@ -87,6 +128,7 @@ def main(argv=None) -> int:
             min(metrics["psnr_64"], metrics["psnr_128"]) >= TARGET_PSNR
             and metrics["codebook_usage"] >= TARGET_USAGE
         ),
+        "next_frame_tabletop": ceiling,
         "training": training,
         "grid_png": str(grid_path.relative_to(RESULTS.parent.parent)),
     }
@@ -97,6 +139,11 @@ def main(argv=None) -> int:
     print(f"PSNR 64x64:  {metrics['psnr_64']:.2f} dB   (target >= {TARGET_PSNR})")
     print(f"PSNR 128x128: {metrics['psnr_128']:.2f} dB  (target >= {TARGET_PSNR})")
     print(f"codebook usage: {metrics['codebook_usage']:.1%}  (target >= {TARGET_USAGE:.0%})")
+    if ceiling:
+        print(
+            f"next frame (tabletop {ceiling['size']}px, {ceiling['pairs']} pairs): copy-last {ceiling['copy_last_frame_psnr']:.2f} dB, "
+            f"tokenizer ceiling {ceiling['tokenizer_ceiling_psnr']:.2f} dB"
+        )
     if training:
         print(f"training: {training.get('steps')} steps in {training.get('minutes', 0):.1f} min")
     print(f"grid: {grid_path}")

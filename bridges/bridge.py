@@ -87,9 +87,11 @@ class PolicyBridge:
         self._last_action: np.ndarray | None = None  # sync: the last action acted on, and its stamp
         self._last_action_stamp = None
         self._stop = threading.Event()
+        self._shut_down = False
         self._thread: threading.Thread | None = None
         self._log_times: dict[str, float] = {}
-        self._instruction_seq = 0
+        self._instruction_seq = 0  # bumped by each new instruction ...
+        self._policy_instruction_seq = 0  # ... and the policy is reset when it moved on
         self.modalities = None
         self.tick_times: list[float] = []  # monotonic time of each tick, for the achieved rate
         self.input_to_command: collections.deque[float] = collections.deque(maxlen=10_000)  # seconds
@@ -271,8 +273,7 @@ class PolicyBridge:
             future, started, stamp, newest = self._pending
             if not future.done():
                 if time.monotonic() - started > safety.command_timeout:
-                    self.stats["inference_timeouts"] += 1
-                    return self._safe("inference timeout")
+                    return self._safe("inference timeout")  # counted once, when it timed out
                 return None
             self._pending = None
             late = time.monotonic() - started > safety.command_timeout
@@ -307,7 +308,7 @@ class PolicyBridge:
             return self._safe("waiting for inputs")
         if not obs["instruction"] and "speech" not in obs:
             return self._safe("waiting for an instruction")  # acting on no task is not acting safely
-        reset = self._instruction_seq != getattr(self, "_policy_instruction_seq", 0)
+        reset = self._instruction_seq != self._policy_instruction_seq
         self._policy_instruction_seq = self._instruction_seq
         future = self._executor.submit(self._infer, obs, reset)
         started = time.monotonic()
@@ -318,8 +319,8 @@ class PolicyBridge:
             self._pending = (future, started, stamp, newest)
             self.stats["inference_timeouts"] += 1
             return self._safe("inference timeout")
-        except Exception:
-            log.exception("policy inference failed")
+        except Exception as e:
+            self._log_limited("inference", logging.ERROR, "policy inference failed: %r", e, exc_info=True)
             return self._safe("inference error")
         return self._act(future, stamp, newest)
 
@@ -332,14 +333,14 @@ class PolicyBridge:
     def _act(self, future, stamp, newest_input: float) -> None:
         try:
             action = future.result()
-        except Exception:
-            log.exception("policy inference failed")
+        except Exception as e:
+            self._log_limited("inference", logging.ERROR, "policy inference failed: %r", e, exc_info=True)
             return self._safe("inference error")
         self.stats["inferences"] += 1
-        self._last_action, self._last_action_stamp = action, stamp
         with self._cmd_lock:
             if self.estop.engaged:  # engaged while the policy was thinking
                 return self._safe("estop")
+            self._last_action, self._last_action_stamp = action, stamp
             cmd = self.safety.filter(action)
             self.status = "running"
             self._publish(cmd, stamp, safe=False)
@@ -371,7 +372,10 @@ class PolicyBridge:
         if not self.connected:
             self.stats["not_connected"] += 1
             return
+        hold = set(self.safety.hold_dims)
         for cmd_cfg, topic in self._command_topics:
+            if safe and not self.safety.hold_ready and hold.intersection(cmd_cfg.dims):
+                continue  # nothing to hold yet on these dims: silence, not a jump to zero
             topic.publish(roslibpy.Message(convert.command_msg(cmd, cmd_cfg, stamp)))
         self.stats["published"] += 1
 
@@ -383,17 +387,20 @@ class PolicyBridge:
         body = {"status": self.status, "estop": self.estop.engaged, **self.stats}
         self._status_topic.publish(roslibpy.Message({"data": json.dumps(body)}))
 
-    def _log_limited(self, key: str, level: int, fmt: str, *args) -> None:
+    def _log_limited(self, key: str, level: int, fmt: str, *args, exc_info: bool = False) -> None:
         """Log at most once a second per key: a flood of bad messages must not become a flood of logs."""
         now = time.monotonic()
         if now - self._log_times.get(key, -1e9) >= 1.0:
             self._log_times[key] = now
-            log.log(level, fmt, *args)
+            log.log(level, fmt, *args, exc_info=exc_info)
 
     # ------------------------------------------------------------ shutdown
 
     def shutdown(self, flush: float = 0.3) -> None:
-        """Stop the loop, publish the stop (safe) command, then close the connection."""
+        """Stop the loop, publish the stop (safe) command, then close the connection (idempotent)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)

@@ -44,6 +44,7 @@ class SafetyFilter:
             raise ValueError(f"hold_dims must be action dimensions in [0, {d}), got {bad}")
         self.hold_dims = list(hold_dims)
         self.last: np.ndarray | None = None  # the last command published
+        self.held: np.ndarray | None = None  # the hold dims' values in the last policy command
         self.rejected = 0  # actions with NaN/inf or the wrong shape
         self.clipped = 0  # actions that were out of limits or changed too fast
 
@@ -52,13 +53,21 @@ class SafetyFilter:
         return self.low.shape[0]
 
     def reset(self) -> None:
-        self.last = None
+        self.last = self.held = None
+
+    @property
+    def hold_ready(self) -> bool:
+        """False while hold dims have nothing to hold (no policy command yet): publish nothing on them then.
+
+        A position-controlled joint sent "zero" would move to zero; holding is the only safe value.
+        """
+        return not self.hold_dims or self.held is not None
 
     def safe_command(self) -> np.ndarray:
-        """Zero (or ``safe_action``) on every dim; hold dims keep the last command. Recorded as the last."""
+        """Zero (or ``safe_action``) on every dim; hold dims keep the last policy command. Recorded as the last."""
         cmd = self.safe_action.copy()
-        if self.last is not None and self.hold_dims:
-            cmd[self.hold_dims] = self.last[self.hold_dims]
+        if self.held is not None:
+            cmd[self.hold_dims] = self.held
         self.last = cmd
         return cmd.astype(np.float32)
 
@@ -78,6 +87,8 @@ class SafetyFilter:
         if not np.array_equal(cmd, a):
             self.clipped += 1
         self.last = cmd
+        if self.hold_dims:
+            self.held = cmd[self.hold_dims].copy()
         return cmd.astype(np.float32)
 
     def within_limits(self, cmd: np.ndarray) -> bool:

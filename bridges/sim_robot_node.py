@@ -181,8 +181,11 @@ class SimRobotNode:
     def wait_for_subscribers(self, timeout: float) -> None:
         """Do not start the episode before the bridge listens (discovery takes a moment)."""
         end = time.monotonic() + timeout
-        pubs = [self.pub_state, *self.image_pubs.values()]
-        while time.monotonic() < end and min(p.get_subscription_count() for p in pubs) == 0:
+        # the state and at least one camera: a bridge may well use only some of the cameras
+        while time.monotonic() < end and not (
+            self.pub_state.get_subscription_count()
+            and any(p.get_subscription_count() for p in self.image_pubs.values())
+        ):
             self.pub_heartbeat.publish(self.msgs["String"](data="waiting"))
             self.spin_for(0.05)
 

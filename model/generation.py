@@ -43,7 +43,7 @@ def sample_next(
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(
     model,
     batch: dict[str, Any],
@@ -97,22 +97,24 @@ def generate(
     b = b2 // 2 if guided else b2
     device = enc.device
     x_mask = (enc_seg != 0)[:, None, None, :]
+    if bool(x_mask.all()):
+        x_mask = None  # no encoder padding: SDPA without a mask is cheaper
     cross_kv = [blk.cross_attn.project_kv(enc) for blk in model.decoder]
     caches: list[dict] = [{"capacity": steps} for _ in model.decoder]
-    modality = torch.full((b2, 1), DEC_MODALITY[target], device=device)
+    modality = model.decoder_modality(torch.full((b2, 1), DEC_MODALITY[target], device=device))
     start, _ = model.vocab.output_range(target)
     tokens = torch.full((b2, 1), BOS_ID, dtype=torch.long, device=device)
     finished = torch.zeros(b, dtype=torch.bool, device=device)
     all_logits = []
     for step in range(steps):
         if use_cache:
-            y = model.embed_decoder(tokens[:, -1:], modality)
+            y = model.token_embedding(tokens[:, -1:]) + modality
             pos = torch.full((b2, 1, 1), step, device=device)
             mask = None
         else:
             # Full recomputation over the prefix (the baseline the KV cache is measured against).
             n = tokens.shape[1]
-            y = model.embed_decoder(tokens, modality.expand(-1, n))
+            y = model.token_embedding(tokens) + modality
             pos = torch.arange(n, device=device)[None, :, None].expand(b2, -1, -1)
             mask = torch.ones(n, n, dtype=torch.bool, device=device).tril()[None, None]
         angles = rope_tables(rope_angles(pos, None, cfg.head_dim, cfg.rope_base))
@@ -139,7 +141,7 @@ def generate(
     return out
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate_from_examples(
     model, processor, examples: list, target: str, guidance_scale: float = 0.0, **kwargs: Any
 ) -> list:

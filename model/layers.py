@@ -98,55 +98,67 @@ def cross_mask(dec_seg: torch.Tensor, enc_seg: torch.Tensor) -> torch.Tensor:
 
 # -- layers -----------------------------------------------------------------------------------
 class Attention(nn.Module):
-    """Multi-head attention with QK-norm (after projection, before RoPE), optional cross input."""
+    """Multi-head attention with QK-norm (after projection, before RoPE).
 
-    def __init__(self, dim: int, n_heads: int, head_dim: int, kv_dim: int | None = None, eps: float = 1e-6):
+    Self-attention projects q, k, v with one fused matrix; cross-attention (``cross=True``)
+    projects q from the queries and k, v (fused) from the context, once per generation.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        n_heads: int,
+        head_dim: int,
+        kv_dim: int | None = None,
+        eps: float = 1e-6,
+        cross: bool = False,
+    ):
         super().__init__()
-        self.n_heads, self.head_dim = n_heads, head_dim
+        self.n_heads, self.head_dim, self.cross = n_heads, head_dim, cross
         inner = n_heads * head_dim
-        self.q = nn.Linear(dim, inner, bias=False)
-        self.k = nn.Linear(kv_dim or dim, inner, bias=False)
-        self.v = nn.Linear(kv_dim or dim, inner, bias=False)
+        if cross:
+            self.q = nn.Linear(dim, inner, bias=False)
+            self.kv = nn.Linear(kv_dim or dim, 2 * inner, bias=False)
+        else:
+            self.qkv = nn.Linear(dim, 3 * inner, bias=False)
         self.o = nn.Linear(inner, dim, bias=False)
         self.q_norm = RMSNorm(head_dim, eps)
         self.k_norm = RMSNorm(head_dim, eps)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+    def _split(self, x: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
         b, n, _ = x.shape
-        return x.view(b, n, self.n_heads, self.head_dim).transpose(1, 2)
+        return x.view(b, n, parts, self.n_heads, self.head_dim).unbind(2)  # each (B, L, H, hd)
 
-    def project_kv(
-        self, context: torch.Tensor, angles: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self.k_norm(self._heads(self.k(context)))
-        if angles is not None:
-            k = apply_rope(k, angles)
-        return k, self._heads(self.v(context))
+    def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-attention keys and values (B, H, Lc, hd); no RoPE (encoder and decoder positions are unrelated)."""
+        k, v = self._split(self.kv(context), 2)
+        return self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
 
     def forward(
         self,
         x: torch.Tensor,
         mask: torch.Tensor | None,
-        angles: torch.Tensor | None = None,
+        angles=None,
         context: torch.Tensor | None = None,
         kv: tuple[torch.Tensor, torch.Tensor] | None = None,
         cache: dict | None = None,
     ) -> torch.Tensor:
-        """Self-attention (context None), cross-attention (context, or precomputed ``kv``).
+        """Self-attention, or cross-attention to ``context`` (or to its precomputed ``kv``).
 
-        ``cache`` (self-attention only): a KV cache dict. With "capacity" set, keys and values are
-        written into buffers allocated once (no copy of the whole cache per step); without it they
-        are concatenated.
+        ``angles``: RoPE angles or their rope_tables (self-attention). ``cache`` (self-attention
+        only): a KV cache dict; with "capacity" set, keys and values go into buffers allocated once
+        (no copy of the whole cache per step), without it they are concatenated.
         """
-        q = self.q_norm(self._heads(self.q(x)))
-        if angles is not None:
-            q = apply_rope(q, angles)
-        if kv is None:
-            # RoPE on keys only in self-attention: encoder and decoder positions are unrelated.
-            kv = self.project_kv(x if context is None else context, angles if context is None else None)
-        k, v = kv
-        if cache is not None:
-            k, v = _update_cache(cache, k, v)
+        if self.cross:
+            q = self.q_norm(self._split(self.q(x), 1)[0]).transpose(1, 2)
+            k, v = kv if kv is not None else self.project_kv(context)
+        else:
+            q, k, v = self._split(self.qkv(x), 3)
+            q, k, v = self.q_norm(q).transpose(1, 2), self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
+            if angles is not None:
+                q, k = apply_rope(q, angles), apply_rope(k, angles)
+            if cache is not None:
+                k, v = _update_cache(cache, k, v)
         # Attention in fp32 (UIO-2): bf16 logits overflow with long packed rows.
         with full_precision(q):
             out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
@@ -203,12 +215,12 @@ class GatedMLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.gate = nn.Linear(dim, hidden, bias=False)
-        self.up = nn.Linear(dim, hidden, bias=False)
+        self.gate_up = nn.Linear(dim, 2 * hidden, bias=False)  # gate and up projections, fused
         self.down = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        gate, up = self.gate_up(x).chunk(2, -1)
+        return self.down(F.silu(gate) * up)
 
 
 class EncoderBlock(nn.Module):
@@ -232,7 +244,7 @@ class DecoderBlock(nn.Module):
         self.self_norm = RMSNorm(dim, eps)
         self.self_attn = Attention(dim, n_heads, head_dim, eps=eps)
         self.cross_norm = RMSNorm(dim, eps)
-        self.cross_attn = Attention(dim, n_heads, head_dim, eps=eps)
+        self.cross_attn = Attention(dim, n_heads, head_dim, eps=eps, cross=True)
         self.mlp_norm = RMSNorm(dim, eps)
         self.mlp = GatedMLP(dim, mlp_dim)
 

@@ -63,6 +63,10 @@ class DataConfig:
     chunk_size: int = 4  # K future actions per action target
     speech_prob: float = 0.3  # chance an action example gets its instruction as speech instead of text
     packing: bool = True
+    # Mixture of denoisers (training/denoisers.py): objective weights per target modality, e.g.
+    # {text: {R: 0.4, S: 0.4, X: 0.2}, image: {R: 0.5, S: 0.5}}; null = the denoisers' defaults.
+    denoiser_weights: dict[str, dict[str, float]] | None = None
+    denoise_fraction: float = 0.5  # share of supervised examples rewritten as a denoising objective
     num_workers: int = 0
     # Action statistics: recompute from the data (True) or reuse the checkpoint's (fine-tuning).
     recompute_stats: bool = True

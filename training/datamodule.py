@@ -3,7 +3,7 @@
 Batch ``b`` of the stream holds examples ``b*G .. b*G+G-1`` of the TaskMixture (G =
 global batch); rank ``r`` of ``W`` takes its contiguous slice of ``G/W``. All
 randomness (task draw, frame, paraphrase, denoiser spans, patch subsampling) is
-seeded from (seed, batch, rank), so:
+seeded from (seed, example index) alone, so:
 
 - a resumed run starts at the batch the interrupted one would have trained on next
   (the LightningModule counts ``batches_seen`` and the stream starts there), and
@@ -12,6 +12,7 @@ seeded from (seed, batch, rank), so:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -64,13 +65,13 @@ def capabilities(
     return caps
 
 
-def default_denoiser() -> Denoiser | None:
-    """training/denoisers.py's ``denoise(encoded, rng, processor)`` when it exists (helper "model")."""
-    try:
-        from training import denoisers
-    except ImportError:
-        return None
-    return getattr(denoisers, "denoise", None)
+def default_denoiser(cfg: TrainConfig) -> Denoiser:
+    """training/denoisers.py's mixture of denoisers with the config's weights and fraction."""
+    from training.denoisers import denoise
+
+    return functools.partial(
+        denoise, weights=cfg.data.denoiser_weights, denoise_fraction=cfg.data.denoise_fraction
+    )
 
 
 class BatchStream(IterableDataset):
@@ -94,20 +95,24 @@ class BatchStream(IterableDataset):
         self.start, self.stop, self.seed, self.packed = start, stop, seed, packed
         self.denoiser = denoiser
 
-    def examples(self, b: int) -> list[Example]:
+    def indices(self, b: int) -> range:
+        """Mixture indices of this rank's slice of global batch ``b``."""
         first = (b * self.world_size + self.rank) * self.local_batch
-        return [self.mixture.example(first + j) for j in range(self.local_batch)]
+        return range(first, first + self.local_batch)
+
+    def examples(self, b: int) -> list[Example]:
+        return [self.mixture.example(i) for i in self.indices(b)]
+
+    def encode(self, index: int) -> EncodedExample:
+        """Example ``index``, encoded and denoised with randomness seeded by the index alone."""
+        rng = np.random.default_rng([self.seed, index, 1])
+        self.processor.training = True
+        self.processor.generator.manual_seed(int(rng.integers(2**62)))  # patch subsampling
+        enc = self.processor.encode(self.mixture.example(index))
+        return self.denoiser(enc, rng, self.processor) if self.denoiser is not None else enc
 
     def batch(self, b: int) -> dict[str, Any]:
-        rng = np.random.default_rng([self.seed, b, self.rank, 1])
-        self.processor.training = True
-        self.processor.generator.manual_seed(int(rng.integers(2**62)))
-        encoded = []
-        for ex in self.examples(b):
-            enc = self.processor.encode(ex)
-            if self.denoiser is not None:
-                enc = self.denoiser(enc, rng, self.processor)
-            encoded.append(enc)
+        encoded = [self.encode(i) for i in self.indices(b)]
         out = collate(encoded, self.processor.config, packed=self.packed)
         out["meta"] = [{**e.meta, "target": e.target, "objective": e.objective} for e in encoded]
         out["batch_index"] = b
@@ -137,7 +142,7 @@ class UIO2DataModule(L.LightningDataModule):
         self.cfg = cfg
         self.processor = processor
         self.episodes = [ep.validate() for ep in episodes]
-        self.denoiser = default_denoiser() if denoiser == "default" else denoiser
+        self.denoiser = default_denoiser(cfg) if denoiser == "default" else denoiser
         ctx = TaskContext(
             history=min(cfg.data.history, processor.config.max_image_history),
             chunk_size=processor.config.action_chunk_size,

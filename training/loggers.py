@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 from pathlib import Path
 
 import lightning as L
@@ -34,11 +35,10 @@ def build_loggers(cfg: LoggerConfig, out_dir: str | Path) -> list[Logger]:
 
 
 def _wandb(cfg: LoggerConfig, out: Path) -> Logger:
-    import wandb
     from lightning.pytorch.loggers import WandbLogger
 
     id_file = out / WANDB_ID
-    run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
+    run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
     offline = cfg.offline or os.environ.get("WANDB_MODE") == "offline"
     logger = WandbLogger(
         project=cfg.project,

@@ -26,6 +26,7 @@ class TaskMixture:
         mixture: dict[str, float],
         ctx: TaskContext,
         seed: int = 0,
+        quiet: bool = False,
     ):
         if not episodes:
             raise ValueError("TaskMixture needs at least one episode")
@@ -34,7 +35,7 @@ class TaskMixture:
         self.seed = seed
         self.weights, self.dropped = select(mixture, ctx.capabilities)
         for name, reason in self.dropped.items():
-            log.warning("task family %r skipped: %s", name, reason)
+            (log.debug if quiet else log.warning)("task family %r skipped: %s", name, reason)
         if not self.weights:
             raise ValueError(
                 f"no task family can run: every one in data.mixture was dropped ({self.dropped}) or weighted 0"

@@ -68,6 +68,7 @@ class UIO2Module(L.LightningModule):
         opt = self.optimizers()
         sched = self.lr_schedulers()
         self.batches_seen += 1
+        self.last_record = None  # set again only if this batch makes an optimiser step
 
         loss, info = unpack_output(self.model(batch))
         loss = self._global_token_mean(loss, info)

@@ -31,6 +31,7 @@ from training.episodes import EpisodeData
 from training.loggers import LossHistory, build_loggers
 from training.mixture import TaskMixture
 from training.module import UIO2Module
+from training.samples import SampleLogger, fixed_examples
 from training.tasks.base import TaskContext
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ def fresh_model(cfg: TrainConfig, episodes: list[EpisodeData], synthesize) -> tu
         capabilities=capabilities(episodes, bare, synthesize),
         synthesize=synthesize,
     )
-    mixture = TaskMixture(episodes, cfg.data.mixture, ctx, seed=cfg.seed + 7919)  # not the training stream
+    # Another seed than the training stream's; quiet, as the data module logs the same dropped families.
+    mixture = TaskMixture(episodes, cfg.data.mixture, ctx, seed=cfg.seed + 7919, quiet=True)
     examples = [mixture.example(i) for i in range(cfg.model.text_corpus_examples)]
     tokenizer = train_text_tokenizer(text_corpus(examples, episodes), config.text_vocab_size)
     processor = Processor(config, text_tokenizer=tokenizer, action_stats=stats, **_vq_tokenizers(cfg))
@@ -181,6 +183,9 @@ def prepare(
             cfg.trainer.checkpoint_every_n_steps,
         ),
         LossHistory(out),
+        SampleLogger(
+            out, fixed_examples(datamodule.mixture), processor, cfg.logger.log_media_every_n_steps
+        ),
         *(extra_callbacks or []),
     ]
     if cfg.trainer.progress_bar:
@@ -208,7 +213,7 @@ def prepare(
 def fit(run: Run) -> Path:
     """Train; returns the newest checkpoint folder (the save_pretrained format, loadable for inference)."""
     ckpt = run.resume_from / TRAINER_STATE if run.resume_from is not None else None
-    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt, weights_only=False)
+    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt, weights_only=True)  # plain tensors and numbers: nothing unpickled
     final = latest_checkpoint(run.checkpoint_root)
     if final is None:
         raise RuntimeError(f"training finished without writing a checkpoint under {run.checkpoint_root}")

@@ -67,6 +67,7 @@ class VQGANTrainConfig:
     gan_weight: float = 0.0
     gan_start: int = 2000
     bf16: bool = True
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
     seed: int = 0
     log_every: int = 50
     eval_every: int = 1000
@@ -228,6 +229,10 @@ def train_vqgan(cfg: VQGANTrainConfig) -> dict:
     """Train, evaluate on held-out data, save to cfg.out_dir; returns the final metrics (also metrics.json)."""
     torch.manual_seed(cfg.seed)
     model, batches, heldout, evaluate = build_data(cfg)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    )
+    model.to(device)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "train_config.yaml")
@@ -235,7 +240,7 @@ def train_vqgan(cfg: VQGANTrainConfig) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     disc = disc_opt = None
     if cfg.gan_weight > 0:
-        disc = PatchDiscriminator(cfg.model.in_channels)
+        disc = PatchDiscriminator(cfg.model.in_channels).to(device)
         disc_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
     history, start = [], time.time()
     bar = None
@@ -251,8 +256,8 @@ def train_vqgan(cfg: VQGANTrainConfig) -> dict:
             break
         for group in opt.param_groups:
             group["lr"] = cfg.lr * _lr_scale(step, progress, cfg)
-        x = batches.sample(cfg.batch_size)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        x = batches.sample(cfg.batch_size).to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             recon, vq_loss, _, info = model(x)
         recon = recon.float()
         l2, l1 = F.mse_loss(recon, x), F.l1_loss(recon, x)
@@ -297,7 +302,7 @@ def train_vqgan(cfg: VQGANTrainConfig) -> dict:
             bar.update(1)
     if bar is not None:
         bar.close()
-    model.eval()
+    model.eval().cpu()  # evaluate and save on the CPU: the figures don't depend on where it trained
     metrics = {
         "kind": cfg.kind,
         "steps": step + 1,

@@ -40,6 +40,15 @@ def test_safe_command_zeros_and_holds_the_gripper():
     assert f.safe_command().tolist() == pytest.approx([0.0, 0.0, 0.4])  # and keeps holding it
 
 
+def test_hold_dims_have_nothing_to_hold_before_the_first_policy_command():
+    f = SafetyFilter(LOW, HIGH, hold_dims=[0, 1])
+    assert not f.hold_ready  # the bridge then publishes nothing on these dims (a joint sent 0 would move)
+    f.safe_command()
+    assert not f.hold_ready
+    f.filter([0.3, -0.2, 0.1])
+    assert f.hold_ready and f.safe_command().tolist() == pytest.approx([0.3, -0.2, 0.0])
+
+
 def test_safe_action_is_clipped_into_the_limits():
     f = SafetyFilter(LOW, HIGH, safe_action=[5.0, 0.0, -5.0])
     assert f.safe_command().tolist() == [1.0, 0.0, -0.5]

@@ -10,6 +10,7 @@ from gymnasium.wrappers import RecordVideo, TimeLimit
 
 import envs  # noqa: F401  (registers the suite)
 from envs.experts import get_expert
+from envs.rollout import record_episode
 from envs.tabletop import TabletopEnv
 from envs.wrappers import ActionChunk, ObservationHistory
 
@@ -43,7 +44,10 @@ def test_registered_envs_carry_a_time_limit():
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_make_vec(mode):
-    vec = gym.make_vec("uio2/Tabletop-v0", num_envs=2, vectorization_mode=mode, image_size=16)
+    # A process that has rendered with EGL must not fork workers (Mesa's threads do not survive a fork):
+    # async vector envs use the "spawn" (or "forkserver") start method.
+    kwargs = {"context": "spawn"} if mode == "async" else {}
+    vec = gym.make_vec("uio2/Tabletop-v0", num_envs=2, vectorization_mode=mode, image_size=16, vector_kwargs=kwargs)
     try:
         obs, info = vec.reset(seed=[0, 1])
         assert obs["images"]["scene"].shape == (2, 16, 16, 3)
@@ -94,15 +98,15 @@ def test_action_chunk_executes_a_receding_horizon():
 
 
 def test_action_chunk_stops_at_termination():
+    # replay an expert episode (deterministic under its seed) in chunks of 8: the last chunk stops early
+    plain = TabletopEnv("reach", image_size=16, cameras=("scene",))
+    episode = record_episode(plain, get_expert(plain), seed=1)
+    assert episode.success and len(episode) % 8 != 0
     env = ActionChunk(TabletopEnv("reach", image_size=16, cameras=("scene",)), chunk_size=8, execute=8)
-    base = env.unwrapped
-    obs, _ = env.reset(seed=1)
-    expert = get_expert(base)
-    for _ in range(40):
-        # expert actions replayed as chunks: the env ends the chunk as soon as the task succeeds
-        chunk = np.stack([expert.act(obs)] * 8)
-        obs, _, terminated, _, info = env.step(chunk)
-        if terminated:
-            break
-    assert terminated and info["is_success"] and info["executed"] <= 8
+    env.reset(seed=1)
+    actions = np.concatenate([episode.action, np.zeros((8, 4), np.float32)])
+    for start in range(0, len(episode), 8):
+        _, reward, terminated, _, info = env.step(actions[start : start + 8])
+    assert terminated and info["is_success"] and info["executed"] == len(episode) % 8 and reward == 1.0
     env.close()
+    plain.close()

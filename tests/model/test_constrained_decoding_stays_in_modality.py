@@ -60,3 +60,17 @@ def test_classifier_free_guidance_changes_image_logits(tiny_model, processor, ex
     torch.testing.assert_close(guided[0, 0], expected, atol=1e-4, rtol=1e-4)
     start, end = tiny_model.vocab.output_range("image")
     assert ((ids >= start) & (ids < end)).all()
+
+
+def test_sampling_greedy_temperature_and_top_p():
+    from model.generation import sample_next
+
+    logp = torch.log_softmax(torch.tensor([[0.0, 3.0, 2.9, -5.0]]), -1).repeat(200, 1)
+    g = torch.Generator().manual_seed(0)
+    assert (sample_next(logp, False, 1.0, 1.0, None) == 1).all()
+    nucleus = sample_next(logp, True, 1.0, 0.5, g)  # the top token alone holds more than half the mass
+    assert (nucleus == 1).all()
+    two = sample_next(logp, True, 1.0, 0.9, g)
+    assert set(two.tolist()) == {1, 2}
+    hot = sample_next(logp, True, 100.0, 1.0, g)
+    assert len(set(hot.tolist())) == 4

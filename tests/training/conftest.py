@@ -40,6 +40,12 @@ def small_config(out_dir, *overrides: str) -> TrainConfig:
     )
 
 
+@pytest.fixture
+def make_config():
+    """small_config as a fixture (test modules cannot import this conftest by name)."""
+    return small_config
+
+
 @pytest.fixture(scope="session")
 def rollouts():
     """Four real expert demonstrations (Reach, Push) from our MuJoCo suite, 32x32 scene camera."""

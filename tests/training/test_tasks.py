@@ -160,6 +160,9 @@ def test_activity_answer():
     assert activity_from_instruction("Push the red cube onto the mat.") == (
         "The robot is pushing the red cube onto the mat."
     )
+    assert activity_from_instruction("pick the cube and drop it in the box") == (
+        "The robot is picking the cube and dropping it in the box."
+    )
     assert activity_from_instruction("twirl").startswith("The robot is working on")
 
 

@@ -15,32 +15,42 @@ from training.tasks.templates import prompt
 GERUNDS = {
     "reach": "reaching",
     "move": "moving",
+    "go": "going",
     "touch": "touching",
     "push": "pushing",
+    "nudge": "nudging",
     "slide": "sliding",
     "pick": "picking",
     "put": "putting",
     "place": "placing",
+    "drop": "dropping",
     "stack": "stacking",
-    "open": "opening",
-    "close": "closing",
-    "press": "pressing",
-    "push_button": "pressing",
     "lift": "lifting",
     "grab": "grabbing",
-    "go": "going",
+    "open": "opening",
+    "close": "closing",
+    "shut": "shutting",
+    "pull": "pulling",
+    "press": "pressing",
+    "hit": "hitting",
 }
 
 
+def _word(w: str) -> str:
+    return re.sub(r"[^a-z]", "", w.lower())
+
+
 def activity_from_instruction(instruction: str) -> str:
-    """"Push the red cube to the blue pad." -> "The robot is pushing the red cube to the blue pad."."""
+    """"pick the cube and drop it in the box" -> "The robot is picking the cube and dropping it in the box."."""
     words = instruction.strip().rstrip(".!").split()
     if not words:
         return "The robot is idle."
-    verb = re.sub(r"[^a-z]", "", words[0].lower())
-    if verb in GERUNDS:
-        return " ".join(["The robot is", GERUNDS[verb], *words[1:]]) + "."
-    return f"The robot is working on: {instruction.strip().rstrip('.')}."
+    if _word(words[0]) not in GERUNDS:
+        return f"The robot is working on: {instruction.strip().rstrip('.')}."
+    out = [GERUNDS[_word(words[0])]]
+    for prev, w in zip(words, words[1:]):
+        out.append(GERUNDS[_word(w)] if prev.lower() == "and" and _word(w) in GERUNDS else w)
+    return "The robot is " + " ".join(out) + "."
 
 
 def make_activity(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> Example | None:

@@ -87,6 +87,7 @@ def prompt(family: str, rng: np.random.Generator, **fields: str) -> str:
     if family not in TEMPLATES:
         raise KeyError(f"no prompt templates for task family {family!r}; known: {sorted(TEMPLATES)}")
     if "instruction" in fields:
-        fields.setdefault("instruction_lc", fields["instruction"].rstrip(".").lower())
+        fields["instruction"] = fields["instruction"].strip().rstrip(".")
+        fields.setdefault("instruction_lc", fields["instruction"].lower())
     options = TEMPLATES[family]
     return options[int(rng.integers(len(options)))].format(**fields)

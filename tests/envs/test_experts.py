@@ -1,0 +1,64 @@
+"""Scripted experts solve every task of the suite (a small sample; benchmarks/expert_success.py runs 100 seeds)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import envs
+from envs.experts import EXPERTS, get_expert
+from envs.rollout import record_episode
+from envs.tabletop import TabletopEnv
+
+SEEDS = range(1000, 1005)  # not the seeds used while writing the experts
+
+
+@pytest.mark.parametrize("env_id", envs.SUITE)
+def test_expert_succeeds(env_id):
+    env = gym.make(env_id, image_size=16, cameras=("scene",))
+    expert = get_expert(env)
+    results = [record_episode(env, expert, seed=s, annotate=False).success for s in SEEDS]
+    env.close()
+    assert all(results), f"{env_id}: expert failed on seeds {[s for s, ok in zip(SEEDS, results) if not ok]}"
+
+
+@pytest.mark.parametrize("task, role", [("reach", "object"), ("pick_place", "object"), ("button", "button")])
+def test_acting_on_a_distractor_fails(task, role):
+    # The scene alone does not say which object is meant: doing the task on a distractor is not success.
+    env = TabletopEnv(task, image_size=16, cameras=("scene",))
+    for seed in range(3):
+        env.reset(seed=seed)
+        true = env.episode.target[role]
+        kind = env.scene.items[true].kind
+        distractor = next(b for b in env.episode.layout if b != true and env.scene.items[b].kind == kind)
+        expert = EXPERTS[task](env)
+        type(expert).target = property(lambda self, d=distractor: {**self.env.episode.target, role: d})
+        try:
+            for _ in range(env.task.max_episode_steps):
+                _, _, terminated, _, info = env.step(expert.act())
+                if terminated:
+                    break
+        finally:
+            del type(expert).target
+        assert not info["is_success"], (seed, env.instruction, distractor)
+    env.close()
+
+
+def test_random_actions_rarely_succeed():
+    env = gym.make("uio2/PickPlace-v0", image_size=16, cameras=("scene",))
+    successes = 0
+    for seed in range(3):
+        env.reset(seed=seed)
+        for _ in range(150):
+            _, _, terminated, truncated, info = env.step(env.action_space.sample())
+            if terminated or truncated:
+                break
+        successes += info["is_success"]
+    assert successes == 0
+    env.close()
+
+
+def test_get_expert_rejects_foreign_envs():
+    env = gym.make("CartPole-v1")
+    with pytest.raises(ValueError, match="CartPoleEnv"):
+        get_expert(env)
