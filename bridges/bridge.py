@@ -415,6 +415,9 @@ class PolicyBridge:
                 self.modalities.close()
             try:
                 self.ros.close()
+                end = time.monotonic() + 2.0  # close() only queues the goodbye: let it go out
+                while self.ros.is_connected and time.monotonic() < end:
+                    time.sleep(0.01)
             except Exception as e:  # closing a dead link may time out; we are leaving anyway
                 log.warning("closing the rosbridge connection: %s", e)
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -55,6 +55,9 @@ class Observer:
                 t.unsubscribe()
         try:
             self.ros.close()
+            end = time.monotonic() + 2.0  # close() only queues the goodbye
+            while self.ros.is_connected and time.monotonic() < end:
+                time.sleep(0.01)
         except Exception as e:  # the server may already be gone
             log.warning("observer close: %s", e)
 

@@ -47,4 +47,5 @@ def test_ddp_two_processes_match_one(tmp_path, make_config):
     wa = load_file(tmp_path / "one" / "checkpoints" / "step-0000003" / "model.safetensors")
     wb = load_file(tmp_path / "two" / "checkpoints" / "step-0000003" / "model.safetensors")
     assert wa.keys() == wb.keys()
-    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-5
+    # fp32 sums in another order (gloo all-reduce) differ in the last bits; Adafactor carries that forward.
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-4
