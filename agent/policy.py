@@ -15,6 +15,7 @@ policy listens to ``speech`` instead; with neither it raises (never guesses).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections import deque
@@ -28,6 +29,7 @@ import torch
 from agent.action_processing import ActionQueue, TemporalEnsembler, make_safe
 from model.checkpoint import load_pretrained
 from model.example import AUDIO_SAMPLE_RATE, Example
+from model.frame_cache import FrameCache
 
 POLICY_FILE = "policy.json"
 # The RMS below which a "spoken" instruction counts as silence.
@@ -56,6 +58,10 @@ class PolicyConfig:
     action_high: list[float] | None = None
     safe_action: list[float] | None = None  # replaces non-finite values; default: zeros clipped to limits
     seed: int = 0
+    # Intra-op threads during a model call (restored after). 1 is fastest for the tiny and small
+    # models: their ops are too small to split, and on a busy 2-core machine every OpenMP barrier
+    # waits for a descheduled thread (1 thread: 17-20 calls/s, 2 threads: 1.6-4). None: torch's setting.
+    threads: int | None = 1
 
     @classmethod
     def load(cls, directory: str | Path) -> PolicyConfig:
@@ -64,6 +70,20 @@ class PolicyConfig:
 
     def save(self, directory: str | Path) -> None:
         (Path(directory) / POLICY_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int | None):
+    """Run the block with ``n`` intra-op threads (None: unchanged), then restore the old count."""
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class Policy:
@@ -97,6 +117,9 @@ class Policy:
         self.image_size = model.config.image_size
         self.state_dim = model.config.max_state_dim
         self.non_finite_count = 0  # model outputs replaced by the safe action, over the policy's life
+        # Shared by sessions (content-keyed): each camera frame goes through the ViT once, not once
+        # as the current image and again as each later call's history.
+        self.frame_cache = FrameCache(max_frames=64)
         self.reset()
 
     # -- loading -----------------------------------------------------------------------------------
@@ -146,8 +169,10 @@ class Policy:
         if len(sessions) != len(observations):
             raise ValueError(f"got {len(observations)} observations but {len(sessions)} sessions")
         examples = [s._action_example(o) for s, o in zip(sessions, observations)]
-        with torch.inference_mode():
-            chunks = self.model.generate_from_examples(self.processor, examples, target="action")
+        with torch.inference_mode(), intra_op_threads(self.config.threads):
+            chunks = self.model.generate_from_examples(
+                self.processor, examples, target="action", frame_cache=self.frame_cache
+            )
         out = np.empty((len(chunks), self.chunk_size, self.action_dim), np.float32)
         for i, (session, obs, chunk) in enumerate(zip(sessions, observations, chunks)):
             out[i] = self._safe_chunk(np.asarray(chunk).reshape(-1, self.action_dim)[: self.chunk_size])
@@ -286,8 +311,10 @@ class Policy:
         example = Example(
             target=target, target_value=dummy, **self._inputs(observation, prompt.strip(), audio)
         )
-        with torch.inference_mode():
-            return self.model.generate_from_examples(self.processor, [example], target=target, **kwargs)[0]
+        with torch.inference_mode(), intra_op_threads(self.config.threads):
+            return self.model.generate_from_examples(
+                self.processor, [example], target=target, frame_cache=self.frame_cache, **kwargs
+            )[0]
 
     def answer(self, observation: dict, question: str) -> str:
         """Answer a question about the current view."""

@@ -7,7 +7,8 @@ Held-out clips are espeak-ng sentences from a seed the training set never used. 
 log-mel L1 (nats and dB of mel power) and spectral convergence of the tokenizer round trip,
 the same figures for Griffin-Lim alone (the floor the waveform path adds), and the
 codebook usage. Writes benchmarks/results/vqgan_audio.json and, for a few clips,
-benchmarks/results/vqgan_audio/{i}_original.wav, {i}_griffin_lim.wav, {i}_tokenized.wav.
+benchmarks/results/vqgan_audio/{i}_original.wav, {i}_griffin_lim.wav, {i}_tokenized.wav, and
+benchmarks/results/vqgan_audio_mels.png (left: original log-mel, right: through the tokenizer).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from model.audio import log_mel_spectrogram, log_mel_to_waveform, write_wav  # noqa: E402
+from model.audio import LOG_FLOOR, log_mel_spectrogram, log_mel_to_waveform, write_wav  # noqa: E402
 from model.audio_vqgan import AudioVQGAN  # noqa: E402
+from model.image_io import image_grid, write_png  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.vqgan import VQGANTrainConfig, evaluate_audio, train_vqgan  # noqa: E402
 from training.vqgan_data import load_speech  # noqa: E402
@@ -42,6 +44,19 @@ def _spectral_errors(ref: torch.Tensor, rec: torch.Tensor) -> dict:
         "log_mel_l1_db": l1 * 10 / math.log(10),
         "spectral_convergence": float(sc.mean()),
     }
+
+
+def _mel_picture(original: torch.Tensor, tokenized: torch.Tensor) -> np.ndarray:
+    """Rows of (original, tokenized) log-mels as a colour image, low frequencies at the bottom."""
+    import cv2
+
+    def paint(m: torch.Tensor) -> np.ndarray:
+        x = ((m.numpy() - LOG_FLOOR) / (6.0 - LOG_FLOOR)).clip(0, 1)[::-1]
+        return cv2.cvtColor(
+            cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB
+        )
+
+    return image_grid([[paint(o), paint(t)] for o, t in zip(original, tokenized)])
 
 
 def main(argv=None) -> int:
@@ -78,6 +93,7 @@ def main(argv=None) -> int:
     for i in range(n):
         for name, w in (("original", waves[i]), ("griffin_lim", gl_wave[i]), ("tokenized", tok_wave[i])):
             written.append(str(write_wav(out / f"{i}_{name}.wav", w).relative_to(RESULTS.parent.parent)))
+    mel_png = write_png(RESULTS / "vqgan_audio_mels.png", _mel_picture(mels[:n], model.decode(codes)))
     train_log = ckpt / "metrics.json"
     training = json.loads(train_log.read_text())["final"] if train_log.is_file() else {}
     result = {
@@ -92,6 +108,7 @@ def main(argv=None) -> int:
         "codes_to_waveform": full_path,
         "training": training,
         "wav_samples": written,
+        "mel_png": str(mel_png.relative_to(RESULTS.parent.parent)),
         "sample_texts": texts[:n],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

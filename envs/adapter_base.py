@@ -28,8 +28,13 @@ class AdapterEnv(gym.Env):
     rotated: frozenset[str] = frozenset()  # cameras whose image comes out rotated 180 degrees
     state_dim: int = 0
 
-    def __init__(self, cameras: tuple[str, ...], image_size: int | tuple[int, int] = 96,
-                 render_mode: str | None = None, fast_render: bool = True):
+    def __init__(
+        self,
+        cameras: tuple[str, ...],
+        image_size: int | tuple[int, int] = 96,
+        render_mode: str | None = None,
+        fast_render: bool = True,
+    ):
         for cam in cameras:
             if cam not in self.cameras_available:
                 raise ValueError(f"unknown camera {cam!r}; expected a subset of {self.cameras_available}")
@@ -40,17 +45,27 @@ class AdapterEnv(gym.Env):
         self.render_mode = render_mode
         self.inner = self._make_inner()
         u = self.inner.unwrapped
+        # Control rate of the inner env (Meta-World 80 Hz, Fetch 25 Hz): the fps datasets record.
+        self.metadata = {
+            **self.metadata,
+            "render_fps": u.metadata.get("render_fps", self.metadata["render_fps"]),
+        }
         self.cameras = Cameras(u.model, fast=fast_render)
         h, w = self.image_size
-        self.observation_space = spaces.Dict({
-            "images": spaces.Dict({c: spaces.Box(0, 255, (h, w, 3), np.uint8) for c in self.camera_names}),
-            "state": spaces.Box(-10.0, 10.0, (self.state_dim,), np.float32),
-            "instruction": spaces.Text(max_length=MAX_LENGTH, min_length=1, charset=CHARSET),
-            "speech": spaces.Box(-1.0, 1.0, (SPEECH_SAMPLES,), np.float32),
-        })
+        self.observation_space = spaces.Dict(
+            {
+                "images": spaces.Dict(
+                    {c: spaces.Box(0, 255, (h, w, 3), np.uint8) for c in self.camera_names}
+                ),
+                "state": spaces.Box(-10.0, 10.0, (self.state_dim,), np.float32),
+                "instruction": spaces.Text(max_length=MAX_LENGTH, min_length=1, charset=CHARSET),
+                "speech": spaces.Box(-1.0, 1.0, (SPEECH_SAMPLES,), np.float32),
+            }
+        )
         inner_space = self.inner.action_space
-        self.action_space = spaces.Box(inner_space.low.astype(np.float32), inner_space.high.astype(np.float32),
-                                       dtype=np.float32)
+        self.action_space = spaces.Box(
+            inner_space.low.astype(np.float32), inner_space.high.astype(np.float32), dtype=np.float32
+        )
         self.instruction = ""
         self.raw_obs: Any = None
         self._speech = np.zeros(SPEECH_SAMPLES, dtype=np.float32)
@@ -119,8 +134,12 @@ class AdapterEnv(gym.Env):
 
     def _info(self, info: dict) -> dict:
         out = {k: v for k, v in info.items() if isinstance(v, int | float | bool | str | np.number)}
-        out.update(is_success=self._success(info), instruction=self.instruction,
-                   voice=getattr(self, "voice", ""), speed=getattr(self, "speed", 0))
+        out.update(
+            is_success=self._success(info),
+            instruction=self.instruction,
+            voice=getattr(self, "voice", ""),
+            speed=getattr(self, "speed", 0),
+        )
         return out
 
 

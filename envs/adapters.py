@@ -11,10 +11,15 @@ def register_adapters() -> None:
     for task in METAWORLD_TASKS:
         env_id = f"uio2/MetaWorld-{task}"  # task names already end in -v3
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point="envs.metaworld_env:MetaWorldEnv", kwargs={"task": task},
-                         max_episode_steps=500)
+            gym.register(
+                env_id,
+                entry_point="envs.metaworld_env:MetaWorldEnv",
+                kwargs={"task": task},
+                max_episode_steps=500,
+            )
     for task in ("Reach", "Push", "PickAndPlace", "Slide"):
         env_id = f"uio2/Fetch{task}-v0"
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point="envs.fetch_env:FetchEnv", kwargs={"task": task},
-                         max_episode_steps=50)
+            gym.register(
+                env_id, entry_point="envs.fetch_env:FetchEnv", kwargs={"task": task}, max_episode_steps=50
+            )

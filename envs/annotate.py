@@ -3,7 +3,8 @@
 Each object's 2D box is the image extent of its geoms' bounding-box corners projected with the
 camera's intrinsics (clipped to the image); its point is the projected 3D centre. ``visible`` means
 the box lies (partly) inside the image and in front of the camera; occlusion is not considered
-(use the segmentation image, whose ids are the objects' ``id``, for that).
+(unless asked: ``occlusion=True`` counts each object's pixels in the segmentation image, whose ids are
+the objects' ``id``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,19 @@ from envs.render import camera_pose, geom_corners, project
 from envs.scene import Scene
 
 
-def annotations(scene: Scene, camera: str, size: tuple[int, int], task: str, instruction: str,
-                target: dict) -> dict:
-    """JSON-serialisable dict: objects, camera (pos, xmat, fovy, width, height), task, instruction, target."""
+def annotations(
+    scene: Scene,
+    camera: str,
+    size: tuple[int, int],
+    task: str,
+    instruction: str,
+    target: dict,
+    segmentation: np.ndarray | None = None,
+) -> dict:
+    """JSON-serialisable dict: objects, camera (pos, xmat, fovy, width, height), task, instruction, target.
+
+    With the camera's ``segmentation`` image, each object also gets ``visible_pixels`` (occlusion-aware).
+    """
     m, d = scene.model, scene.data
     pose = camera_pose(m, d, camera)
     height, width = size
@@ -30,7 +41,8 @@ def annotations(scene: Scene, camera: str, size: tuple[int, int], task: str, ins
         lo, hi = local.min(0), local.max(0)
         centre = d.xpos[root] + rot @ ((lo + hi) / 2)
         pix, depth = project(corners, pose, size)
-        (px, py), cdepth = project(centre[None], pose, size)[0][0], project(centre[None], pose, size)[1][0]
+        centre_pix, centre_depth = project(centre[None], pose, size)
+        (px, py), cdepth = centre_pix[0], centre_depth[0]
         x1, y1 = np.clip(pix.min(0), 0, [width, height])
         x2, y2 = np.clip(pix.max(0), 0, [width, height])
         visible = bool((depth > 0).all() and x2 - x1 >= 1 and y2 - y1 >= 1)
@@ -48,6 +60,9 @@ def annotations(scene: Scene, camera: str, size: tuple[int, int], task: str, ins
             "yaw": float(np.arctan2(rot[1, 0], rot[0, 0])),
             "visible": bool(visible and cdepth > 0),
         }
+        if segmentation is not None:
+            entry["visible_pixels"] = int((segmentation == root).sum())
+            entry["visible"] = entry["visible"] and entry["visible_pixels"] > 0
         if item.kind == "drawer":
             entry["open_amount"] = scene.drawer_qpos()
         if item.kind == "button":
@@ -58,8 +73,11 @@ def annotations(scene: Scene, camera: str, size: tuple[int, int], task: str, ins
         "camera": {"name": camera, **pose, "width": width, "height": height},
         "task": task,
         "instruction": instruction,
-        "target": {k: (scene.items[v].name if isinstance(v, str) and v in scene.items else v)
-                   for k, v in target.items()},
-        "grasped": scene.items[scene.grasped].name if scene.grasped in scene.items else
-        ("drawer" if scene.grasped == "drawer" else None),
+        "target": {
+            k: (scene.items[v].name if isinstance(v, str) and v in scene.items else v)
+            for k, v in target.items()
+        },
+        "grasped": scene.items[scene.grasped].name
+        if scene.grasped in scene.items
+        else ("drawer" if scene.grasped == "drawer" else None),
     }

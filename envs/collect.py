@@ -19,9 +19,11 @@ from tqdm import tqdm
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", default="uio2/Tabletop-v0",
-                        help="env id (uio2/Push-v0), suite task (push), or benchmark:task (metaworld:reach-v3, "
-                        "fetch:Reach)")
+    parser.add_argument(
+        "--env",
+        default="uio2/Tabletop-v0",
+        help="env id (uio2/Push-v0), suite task (push), or benchmark:task (metaworld:reach-v3, fetch:Reach)",
+    )
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes to write")
     parser.add_argument("--out", required=True, help="dataset folder (created or appended to)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
@@ -29,22 +31,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode")
     parser.add_argument("--no-video", action="store_true", help="store frames as PNG in parquet, not mp4")
     parser.add_argument("--no-annotations", action="store_true", help="do not store per-frame annotations")
+    parser.add_argument("--depth", action="store_true", help="also record depth maps (tabletop only)")
+    parser.add_argument(
+        "--segmentation", action="store_true", help="also record segmentation maps (tabletop only)"
+    )
     parser.add_argument("--keep-failures", action="store_true", help="also write episodes the expert failed")
-    parser.add_argument("--max-attempts", type=int, default=None,
-                        help="give up after this many episodes (default: 3 x --episodes)")
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=None,
+        help="give up after this many episodes (default: 3 x --episodes)",
+    )
 
 
-def make_env(name: str, image_size: int = 96):
+def make_env(name: str, image_size: int = 96, **kwargs):
     """An env from an id, a suite task name, or 'benchmark:task'."""
     import envs
     from envs.tasks import TASKS
 
     if ":" in name:
         bench, task = name.split(":", 1)
-        return envs.make_benchmark(bench, task, image_size=image_size)
+        return envs.make_benchmark(bench, task, image_size=image_size, **kwargs)
     if name in TASKS:
-        return envs.make_benchmark("tabletop", name, image_size=image_size)
-    return envs.make(name, image_size=image_size)
+        return envs.make_benchmark("tabletop", name, image_size=image_size, **kwargs)
+    return envs.make(name, image_size=image_size, **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from envs.experts import get_expert
     from envs.rollout import record_episode
 
-    env = make_env(args.env, args.image_size)
+    maps = {k: True for k in ("depth", "segmentation") if getattr(args, k, False)}
+    env = make_env(args.env, args.image_size, **maps)
     u = env.unwrapped
     writer = LeRobotDatasetWriter(
         args.out,
@@ -73,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with tqdm(total=args.episodes, desc=f"collect {args.env}", unit="ep", file=sys.stderr) as bar:
             while written < args.episodes and attempts < max_attempts:
-                ep = record_episode(env, expert, seed=seed, max_steps=args.max_steps,
-                                    annotate=not args.no_annotations)
+                ep = record_episode(
+                    env, expert, seed=seed, max_steps=args.max_steps, annotate=not args.no_annotations
+                )
                 seed += 1
                 attempts += 1
                 if ep.success or args.keep_failures:
@@ -86,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.set_postfix(success=f"{(attempts - failures) / attempts:.2f}")
     finally:
         env.close()
-    print(f"wrote {written} episodes ({len(writer.episodes)} in total) to {args.out}; "
-          f"expert success {attempts - failures}/{attempts}")
+    print(
+        f"wrote {written} episodes ({len(writer.episodes)} in total) to {args.out}; "
+        f"expert success {attempts - failures}/{attempts}"
+    )
     return 0 if written == args.episodes else 1

@@ -9,6 +9,7 @@ Layout under ``root``::
     data/chunk-CCC/file-FFF.parquet              frames: observation.state, action, next.*, indices, annotations (JSON)
     videos/observation.images.<cam>/chunk-CCC/file-FFF.mp4
     speech/chunk-CCC/file-FFF.npy                the episode's spoken instruction, (65536,) float32 16 kHz (uio2 extra)
+    maps/chunk-CCC/file-FFF.npz                  depth_<cam> (T,H,W) float32 m, segmentation_<cam> int32 (if recorded)
 
 Each episode gets its own data/video/speech file (LeRobot's size-based file rollover with one episode per
 file), so an episode is added without rewriting earlier ones. Every file is written to a temporary name and
@@ -29,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from envs.hdf5 import RobomimicDataset, write_robomimic
 from envs.rollout import Episode
 from envs.stats import aggregate, array_stats, image_stats
 from envs.video import read_video, write_video
@@ -38,8 +40,10 @@ CHUNKS_SIZE = 1000
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 SPEECH_PATH = "speech/chunk-{chunk_index:03d}/file-{file_index:03d}.npy"
+MAPS_PATH = "maps/chunk-{chunk_index:03d}/file-{file_index:03d}.npz"
 EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 LOW_DIM = ("observation.state", "action", "next.reward")
+__all__ = ["LeRobotDataset", "LeRobotDatasetWriter", "RobomimicDataset", "write_robomimic"]
 
 
 def _atomic(path: Path, write) -> None:
@@ -58,6 +62,16 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
     _atomic(path, lambda p: pq.write_table(table, p))
 
 
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append ".npy" to a temporary name
+        np.save(f, array)
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
 def _vector(x: np.ndarray) -> pa.Array:
     x = np.ascontiguousarray(x, dtype=np.float32)
     return pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
@@ -74,8 +88,15 @@ def _png(frame: np.ndarray) -> bytes:
 class LeRobotDatasetWriter:
     """Appends ``Episode``s to a LeRobotDataset v3 folder (creating it, or resuming an existing one)."""
 
-    def __init__(self, root: str | Path, fps: int = 50, robot_type: str = "uio2_tabletop", use_videos: bool = True,
-                 state_names: list[str] | None = None, action_names: list[str] | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        fps: int = 50,
+        robot_type: str = "uio2_tabletop",
+        use_videos: bool = True,
+        state_names: list[str] | None = None,
+        action_names: list[str] | None = None,
+    ):
         self.root = Path(root)
         self.fps, self.robot_type, self.use_videos = fps, robot_type, use_videos
         self.state_names, self.action_names = state_names, action_names
@@ -85,9 +106,13 @@ class LeRobotDatasetWriter:
         self._low_dim: dict[str, list[np.ndarray]] = {k: [] for k in LOW_DIM}
         if (self.root / "meta" / "info.json").exists():
             self._resume()
+        else:  # an empty, valid dataset from the start: a writer killed in its first episode leaves this
+            _write_json(self.root / "meta" / "info.json", self._empty_info())
 
     def _resume(self) -> None:
         ds = LeRobotDataset(self.root)
+        if len(ds) == 0:
+            return  # nothing committed yet: start afresh (features come from the first episode)
         self.info, self.episodes = ds.info, ds.episodes
         self.fps, self.use_videos = ds.info["fps"], ds.info["uio2"]["use_videos"]
         self.tasks = {t: i for i, t in enumerate(ds.tasks)}
@@ -96,44 +121,88 @@ class LeRobotDatasetWriter:
             for k in LOW_DIM:
                 self._low_dim[k].append(np.asarray(table.column(k).to_pylist(), dtype=np.float32))
 
+    def _empty_info(self) -> dict:
+        return {
+            "codebase_version": CODEBASE_VERSION,
+            "robot_type": self.robot_type,
+            "total_episodes": 0,
+            "total_frames": 0,
+            "total_tasks": 0,
+            "chunks_size": CHUNKS_SIZE,
+            "data_files_size_in_mb": 100,
+            "video_files_size_in_mb": 500,
+            "fps": self.fps,
+            "splits": {"train": "0:0"},
+            "data_path": DATA_PATH,
+            "video_path": VIDEO_PATH if self.use_videos else None,
+            "features": {},
+            "uio2": {
+                "speech_path": SPEECH_PATH,
+                "maps_path": MAPS_PATH,
+                "speech_sample_rate": 16000,
+                "use_videos": self.use_videos,
+            },
+        }
+
     def _new_info(self, ep: Episode) -> dict:
         features: dict[str, dict] = {}
         for cam, frames in ep.frames.items():
             h, w, c = frames.shape[1:]
-            feat = {"dtype": "video" if self.use_videos else "image", "shape": [h, w, c],
-                    "names": ["height", "width", "channels"]}
+            feat = {
+                "dtype": "video" if self.use_videos else "image",
+                "shape": [h, w, c],
+                "names": ["height", "width", "channels"],
+            }
             if self.use_videos:
-                feat["info"] = {"video.height": h, "video.width": w, "video.codec": "h264",
-                                "video.pix_fmt": "yuv444p", "video.is_depth_map": False, "video.fps": self.fps,
-                                "video.channels": c, "has_audio": False}
+                feat["info"] = {
+                    "video.height": h,
+                    "video.width": w,
+                    "video.codec": "h264",
+                    "video.pix_fmt": "yuv444p",
+                    "video.is_depth_map": False,
+                    "video.fps": self.fps,
+                    "video.channels": c,
+                    "has_audio": False,
+                }
             features[f"observation.images.{cam}"] = feat
         s, a = ep.state.shape[1], ep.action.shape[1]
-        features["observation.state"] = {"dtype": "float32", "shape": [s],
-                                         "names": self.state_names or [f"state_{i}" for i in range(s)]}
-        features["action"] = {"dtype": "float32", "shape": [a],
-                              "names": self.action_names or [f"action_{i}" for i in range(a)]}
-        for key, dtype in (("next.reward", "float32"), ("next.done", "bool"), ("next.success", "bool"),
-                           ("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"),
-                           ("index", "int64"), ("task_index", "int64")):
+        features["observation.state"] = {
+            "dtype": "float32",
+            "shape": [s],
+            "names": self.state_names or [f"state_{i}" for i in range(s)],
+        }
+        features["action"] = {
+            "dtype": "float32",
+            "shape": [a],
+            "names": self.action_names or [f"action_{i}" for i in range(a)],
+        }
+        for key, dtype in (
+            ("next.reward", "float32"),
+            ("next.done", "bool"),
+            ("next.success", "bool"),
+            ("timestamp", "float32"),
+            ("frame_index", "int64"),
+            ("episode_index", "int64"),
+            ("index", "int64"),
+            ("task_index", "int64"),
+        ):
             features[key] = {"dtype": dtype, "shape": [1], "names": None}
         features["annotations"] = {"dtype": "string", "shape": [1], "names": None}
-        return {
-            "codebase_version": CODEBASE_VERSION, "robot_type": self.robot_type, "total_episodes": 0,
-            "total_frames": 0, "total_tasks": 0, "chunks_size": CHUNKS_SIZE, "data_files_size_in_mb": 100,
-            "video_files_size_in_mb": 500, "fps": self.fps, "splits": {"train": "0:0"}, "data_path": DATA_PATH,
-            "video_path": VIDEO_PATH if self.use_videos else None, "features": features,
-            "uio2": {"speech_path": SPEECH_PATH, "speech_sample_rate": 16000, "use_videos": self.use_videos},
-        }
+        return {**self._empty_info(), "features": features}
 
     def _check_compatible(self, ep: Episode) -> None:
         feats = self.info["features"]
-        cams = sorted(k.removeprefix("observation.images.") for k in feats if k.startswith("observation.images."))
+        cams = sorted(
+            k.removeprefix("observation.images.") for k in feats if k.startswith("observation.images.")
+        )
         if sorted(ep.frames) != cams:
             raise ValueError(f"episode cameras {sorted(ep.frames)} differ from the dataset's {cams}")
         for cam, frames in ep.frames.items():
             if list(frames.shape[1:]) != feats[f"observation.images.{cam}"]["shape"]:
-                raise ValueError(f"camera {cam!r} frames are {frames.shape[1:]}, the dataset's are "
-                                 f"{feats[f'observation.images.{cam}']['shape']}")
+                raise ValueError(
+                    f"camera {cam!r} frames are {frames.shape[1:]}, the dataset's are "
+                    f"{feats[f'observation.images.{cam}']['shape']}"
+                )
         for key, arr in (("observation.state", ep.state), ("action", ep.action)):
             if arr.ndim != 2 or [arr.shape[1]] != feats[key]["shape"]:
                 raise ValueError(f"{key} must be (T, {feats[key]['shape'][0]}), got {arr.shape}")
@@ -145,7 +214,7 @@ class LeRobotDatasetWriter:
             raise ValueError("cannot write an empty episode")
         if not (np.isfinite(ep.state).all() and np.isfinite(ep.action).all()):
             raise ValueError("episode state and action must be finite (NaN or inf found)")
-        if self.info is None:
+        if self.info is None or not self.info["features"]:
             self.info = self._new_info(ep)
         self._check_compatible(ep)
         index = len(self.episodes)
@@ -169,29 +238,50 @@ class LeRobotDatasetWriter:
             "annotations": pa.array([json.dumps(a) for a in annotations], pa.string()),
         }
         row: dict[str, Any] = {
-            "episode_index": index, "tasks": [ep.instruction], "length": n,
-            "data/chunk_index": loc["chunk_index"], "data/file_index": loc["file_index"],
-            "dataset_from_index": start, "dataset_to_index": start + n,
-            "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
-            "success": bool(ep.success), "task_name": ep.task, "env_id": ep.env_id,
-            "seed": -1 if ep.seed is None else int(ep.seed), "extra": json.dumps(ep.meta),
-            "speech/chunk_index": loc["chunk_index"], "speech/file_index": loc["file_index"],
+            "episode_index": index,
+            "tasks": [ep.instruction],
+            "length": n,
+            "data/chunk_index": loc["chunk_index"],
+            "data/file_index": loc["file_index"],
+            "dataset_from_index": start,
+            "dataset_to_index": start + n,
+            "meta/episodes/chunk_index": 0,
+            "meta/episodes/file_index": 0,
+            "success": bool(ep.success),
+            "task_name": ep.task,
+            "env_id": ep.env_id,
+            "seed": -1 if ep.seed is None else int(ep.seed),
+            "extra": json.dumps(ep.meta),
+            "speech/chunk_index": loc["chunk_index"],
+            "speech/file_index": loc["file_index"],
         }
         ep_stats: dict[str, dict] = {}
         for cam, frames in ep.frames.items():
             key = f"observation.images.{cam}"
             if self.use_videos:
                 write_video(self.root / VIDEO_PATH.format(video_key=key, **loc), frames, self.fps)
-                row.update({f"videos/{key}/chunk_index": loc["chunk_index"], f"videos/{key}/file_index":
-                            loc["file_index"], f"videos/{key}/from_timestamp": 0.0,
-                            f"videos/{key}/to_timestamp": n / self.fps})
+                row.update(
+                    {
+                        f"videos/{key}/chunk_index": loc["chunk_index"],
+                        f"videos/{key}/file_index": loc["file_index"],
+                        f"videos/{key}/from_timestamp": 0.0,
+                        f"videos/{key}/to_timestamp": n / self.fps,
+                    }
+                )
             else:
-                columns[key] = pa.array([{"bytes": _png(f), "path": None} for f in frames],
-                                        pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+                columns[key] = pa.array(
+                    [{"bytes": _png(f), "path": None} for f in frames],
+                    pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+                )
             ep_stats[key] = image_stats(frames, seed=index)
         _write_parquet(self.root / DATA_PATH.format(**loc), pa.table(columns))
         speech = np.asarray(ep.speech, dtype=np.float32)
-        _atomic(self.root / SPEECH_PATH.format(**loc), lambda p: np.save(open(p, "wb"), speech))
+        _atomic(self.root / SPEECH_PATH.format(**loc), lambda p: _save_npy(p, speech))
+        maps = {f"depth_{c}": v for c, v in (ep.depth or {}).items()}
+        maps.update({f"segmentation_{c}": v for c, v in (ep.segmentation or {}).items()})
+        row["maps"] = bool(maps)
+        if maps:
+            _atomic(self.root / MAPS_PATH.format(**loc), lambda p: _save_npz(p, maps))
         for key, arr in (("observation.state", ep.state), ("action", ep.action), ("next.reward", ep.reward)):
             ep_stats[key] = array_stats(arr)
         for key, st in ep_stats.items():
@@ -218,9 +308,15 @@ class LeRobotDatasetWriter:
         self.info["total_tasks"] = len(self.tasks)
         self.info["splits"] = {"train": f"0:{self.info['total_episodes']}"}
         tasks = sorted(self.tasks, key=self.tasks.get)
-        _write_parquet(self.root / "meta" / "tasks.parquet",
-                       pa.table({"task_index": pa.array([self.tasks[t] for t in tasks], pa.int64()),
-                                 "task": pa.array(tasks, pa.string())}))
+        _write_parquet(
+            self.root / "meta" / "tasks.parquet",
+            pa.table(
+                {
+                    "task_index": pa.array([self.tasks[t] for t in tasks], pa.int64()),
+                    "task": pa.array(tasks, pa.string()),
+                }
+            ),
+        )
         _write_json(self.root / "meta" / "stats.json", self._stats())
         _write_parquet(self.root / EPISODES_PATH, pa.Table.from_pylist(self.episodes))
         _write_json(self.root / "meta" / "info.json", self.info)
@@ -236,7 +332,9 @@ class LeRobotDataset:
             raise FileNotFoundError(f"not a LeRobotDataset: {info_path} does not exist")
         self.info = json.loads(info_path.read_text())
         if not str(self.info.get("codebase_version", "")).startswith("v3"):
-            raise ValueError(f"expected a LeRobotDataset v3.x, got codebase_version {self.info.get('codebase_version')!r}")
+            raise ValueError(
+                f"expected a LeRobotDataset v3.x, got codebase_version {self.info.get('codebase_version')!r}"
+            )
         n = self.info["total_episodes"]
         rows = pq.read_table(self.root / EPISODES_PATH).to_pylist() if n else []
         # Only committed episodes: a writer killed after writing the episode list but before info.json
@@ -247,7 +345,9 @@ class LeRobotDataset:
         stats_path = self.root / "meta" / "stats.json"
         self.stats = json.loads(stats_path.read_text()) if n else {}
         if len(self.episodes) != n:
-            raise ValueError(f"{self.root}: info.json lists {n} episodes, meta/episodes has {len(self.episodes)}")
+            raise ValueError(
+                f"{self.root}: info.json lists {n} episodes, meta/episodes has {len(self.episodes)}"
+            )
 
     @property
     def meta(self) -> dict:
@@ -274,7 +374,8 @@ class LeRobotDataset:
     def _data_table(self, i: int) -> pa.Table:
         row = self.episodes[i]
         path = self.root / self.info["data_path"].format(
-            chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
+            chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
+        )
         table = pq.read_table(path)
         mask = np.asarray(table.column("episode_index").to_numpy() == i)
         return table.filter(pa.array(mask))
@@ -290,18 +391,37 @@ class LeRobotDataset:
             cam = key.removeprefix("observation.images.")
             if self.info["features"][key]["dtype"] == "video":
                 path = self.root / self.info["video_path"].format(
-                    video_key=key, chunk_index=row[f"videos/{key}/chunk_index"],
-                    file_index=row[f"videos/{key}/file_index"])
+                    video_key=key,
+                    chunk_index=row[f"videos/{key}/chunk_index"],
+                    file_index=row[f"videos/{key}/file_index"],
+                )
                 first = round(row[f"videos/{key}/from_timestamp"] * self.fps)
                 frames[cam] = read_video(path, first, first + row["length"])
             else:
                 from PIL import Image
 
-                frames[cam] = np.stack([np.asarray(Image.open(io.BytesIO(v["bytes"])).convert("RGB"))
-                                        for v in table.column(key).to_pylist()])
+                frames[cam] = np.stack(
+                    [
+                        np.asarray(Image.open(io.BytesIO(v["bytes"])).convert("RGB"))
+                        for v in table.column(key).to_pylist()
+                    ]
+                )
         speech_path = self.root / self.info["uio2"]["speech_path"].format(
-            chunk_index=row["speech/chunk_index"], file_index=row["speech/file_index"])
+            chunk_index=row["speech/chunk_index"], file_index=row["speech/file_index"]
+        )
+        depth = segmentation = None
+        if row.get("maps"):
+            path = self.root / self.info["uio2"]["maps_path"].format(
+                chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
+            )
+            with np.load(path, allow_pickle=False) as z:
+                depth = {k.removeprefix("depth_"): z[k] for k in z.files if k.startswith("depth_")} or None
+                segmentation = {
+                    k.removeprefix("segmentation_"): z[k] for k in z.files if k.startswith("segmentation_")
+                } or None
         return Episode(
+            depth=depth,
+            segmentation=segmentation,
             frames=frames,
             state=np.asarray(table.column("observation.state").to_pylist(), dtype=np.float32),
             action=np.asarray(table.column("action").to_pylist(), dtype=np.float32),

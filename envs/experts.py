@@ -194,4 +194,6 @@ def get_expert(env):
         return _PerEpisode(env)
     if hasattr(u, "expert"):
         return u.expert()
-    raise ValueError(f"no scripted expert for {type(u).__name__}; expected a uio2 tabletop, Meta-World or Fetch env")
+    raise ValueError(
+        f"no scripted expert for {type(u).__name__}; expected a uio2 tabletop, Meta-World or Fetch env"
+    )

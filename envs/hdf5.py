@@ -35,8 +35,14 @@ def _demo_key(k: str) -> tuple[int, str]:
 class RobomimicDataset:
     """Episodes of a robomimic or LIBERO HDF5 file: ``len(ds)``, ``ds.episode(i) -> Episode``."""
 
-    def __init__(self, path: str | Path, state_keys: list[str] | None = None, image_keys: list[str] | None = None,
-                 flip_images: bool = False, speech: bool = True):
+    def __init__(
+        self,
+        path: str | Path,
+        state_keys: list[str] | None = None,
+        image_keys: list[str] | None = None,
+        flip_images: bool = False,
+        speech: bool = True,
+    ):
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"no HDF5 file at {self.path}")
@@ -71,7 +77,9 @@ class RobomimicDataset:
         frames = {}
         for k in self.image_keys:
             img = obs[k][()]
-            frames[k.removesuffix("_image").removesuffix("_rgb")] = img[:, ::-1, ::-1] if self.flip_images else img
+            frames[k.removesuffix("_image").removesuffix("_rgb")] = (
+                img[:, ::-1, ::-1] if self.flip_images else img
+            )
         action = demo["actions"][()].astype(np.float32)
         n = len(action)
         parts = [obs[k][()].reshape(n, -1).astype(np.float32) for k in self.state_keys]
@@ -81,13 +89,27 @@ class RobomimicDataset:
         text = text.decode() if isinstance(text, bytes) else str(text)
         wave = pad_or_cut(synthesize(text)) if (self.speech and text.strip()) else pad_or_cut(np.zeros(0))
         success = bool(demo["dones"][()][-1]) if "dones" in demo else bool(reward[-1] > 0) if n else False
-        return Episode(frames=frames, state=state, action=action, reward=reward, instruction=text, speech=wave,
-                       success=success, task=self.env_args.get("env_name", ""), env_id=str(self.path.name),
-                       meta={"demo": self.demos[i]})
+        return Episode(
+            frames=frames,
+            state=state,
+            action=action,
+            reward=reward,
+            instruction=text,
+            speech=wave,
+            success=success,
+            task=self.env_args.get("env_name", ""),
+            env_id=str(self.path.name),
+            meta={"demo": self.demos[i]},
+        )
 
 
-def write_robomimic(path: str | Path, episodes: list[Episode], env_name: str = "uio2", state_key: str = "state",
-                    language: bool = True) -> None:
+def write_robomimic(
+    path: str | Path,
+    episodes: list[Episode],
+    env_name: str = "uio2",
+    state_key: str = "state",
+    language: bool = True,
+) -> None:
     """Write episodes in the robomimic layout (images as obs/<camera>_image, state as obs/<state_key>)."""
     with h5py.File(path, "w") as f:
         data = f.create_group("data")

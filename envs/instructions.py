@@ -37,8 +37,18 @@ TEMPLATES: dict[str, list[str]] = {
         "place the {a} onto the {b}",
         "pick up the {a} and stack it on the {b}",
     ],
-    "drawer_open": ["open the drawer", "pull the drawer open", "pull out the drawer", "slide the drawer open"],
-    "drawer_close": ["close the drawer", "push the drawer shut", "shut the drawer", "slide the drawer closed"],
+    "drawer_open": [
+        "open the drawer",
+        "pull the drawer open",
+        "pull out the drawer",
+        "slide the drawer open",
+    ],
+    "drawer_close": [
+        "close the drawer",
+        "push the drawer shut",
+        "shut the drawer",
+        "slide the drawer closed",
+    ],
     "button": ["press the {button}", "push the {button}", "hit the {button}", "press down on the {button}"],
 }
 

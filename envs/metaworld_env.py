@@ -17,23 +17,70 @@ import numpy as np
 
 from envs.adapter_base import AdapterEnv, RawObservationExpert
 
-
 # MT50, in Meta-World's order.
 METAWORLD_TASKS = (
-    'assembly-v3', 'basketball-v3', 'bin-picking-v3', 'box-close-v3', 'button-press-topdown-v3',
-    'button-press-topdown-wall-v3', 'button-press-v3', 'button-press-wall-v3', 'coffee-button-v3',
-    'coffee-pull-v3', 'coffee-push-v3', 'dial-turn-v3', 'disassemble-v3', 'door-close-v3', 'door-lock-v3',
-    'door-open-v3', 'door-unlock-v3', 'hand-insert-v3', 'drawer-close-v3', 'drawer-open-v3', 'faucet-open-v3',
-    'faucet-close-v3', 'hammer-v3', 'handle-press-side-v3', 'handle-press-v3', 'handle-pull-side-v3',
-    'handle-pull-v3', 'lever-pull-v3', 'pick-place-wall-v3', 'pick-out-of-hole-v3', 'pick-place-v3',
-    'plate-slide-v3', 'plate-slide-side-v3', 'plate-slide-back-v3', 'plate-slide-back-side-v3',
-    'peg-insert-side-v3', 'peg-unplug-side-v3', 'soccer-v3', 'stick-push-v3', 'stick-pull-v3', 'push-v3',
-    'push-wall-v3', 'push-back-v3', 'reach-v3', 'reach-wall-v3', 'shelf-place-v3', 'sweep-into-v3', 'sweep-v3',
-    'window-open-v3', 'window-close-v3',
+    "assembly-v3",
+    "basketball-v3",
+    "bin-picking-v3",
+    "box-close-v3",
+    "button-press-topdown-v3",
+    "button-press-topdown-wall-v3",
+    "button-press-v3",
+    "button-press-wall-v3",
+    "coffee-button-v3",
+    "coffee-pull-v3",
+    "coffee-push-v3",
+    "dial-turn-v3",
+    "disassemble-v3",
+    "door-close-v3",
+    "door-lock-v3",
+    "door-open-v3",
+    "door-unlock-v3",
+    "hand-insert-v3",
+    "drawer-close-v3",
+    "drawer-open-v3",
+    "faucet-open-v3",
+    "faucet-close-v3",
+    "hammer-v3",
+    "handle-press-side-v3",
+    "handle-press-v3",
+    "handle-pull-side-v3",
+    "handle-pull-v3",
+    "lever-pull-v3",
+    "pick-place-wall-v3",
+    "pick-out-of-hole-v3",
+    "pick-place-v3",
+    "plate-slide-v3",
+    "plate-slide-side-v3",
+    "plate-slide-back-v3",
+    "plate-slide-back-side-v3",
+    "peg-insert-side-v3",
+    "peg-unplug-side-v3",
+    "soccer-v3",
+    "stick-push-v3",
+    "stick-pull-v3",
+    "push-v3",
+    "push-wall-v3",
+    "push-back-v3",
+    "reach-v3",
+    "reach-wall-v3",
+    "shelf-place-v3",
+    "sweep-into-v3",
+    "sweep-v3",
+    "window-open-v3",
+    "window-close-v3",
 )
 MT10_TASKS = (
-    "reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
-    "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3",
+    "reach-v3",
+    "push-v3",
+    "pick-place-v3",
+    "door-open-v3",
+    "drawer-open-v3",
+    "drawer-close-v3",
+    "button-press-topdown-v3",
+    "peg-insert-side-v3",
+    "window-open-v3",
+    "window-close-v3",
 )
 
 # One or two plain descriptions per task; paraphrased further by PATTERNS.
@@ -66,13 +113,19 @@ DESCRIPTIONS: dict[str, tuple[str, ...]] = {
     "handle-pull-side-v3": ("pull the handle up from the side", "lift the side handle"),
     "handle-pull-v3": ("pull the handle up", "lift the handle"),
     "lever-pull-v3": ("pull the lever up", "raise the lever"),
-    "pick-place-wall-v3": ("pick up the puck and place it at the goal behind the wall", "move the puck over the wall"),
+    "pick-place-wall-v3": (
+        "pick up the puck and place it at the goal behind the wall",
+        "move the puck over the wall",
+    ),
     "pick-out-of-hole-v3": ("pick the peg out of the hole", "take the peg out of the hole"),
     "pick-place-v3": ("pick up the puck and place it at the goal", "move the puck to the goal"),
     "plate-slide-v3": ("slide the plate into the cabinet", "push the plate into the goal"),
     "plate-slide-side-v3": ("slide the plate into the cabinet from the side", "push the plate in sideways"),
     "plate-slide-back-v3": ("slide the plate out of the cabinet", "pull the plate back out"),
-    "plate-slide-back-side-v3": ("slide the plate out of the cabinet sideways", "pull the plate out to the side"),
+    "plate-slide-back-side-v3": (
+        "slide the plate out of the cabinet sideways",
+        "pull the plate out to the side",
+    ),
     "peg-insert-side-v3": ("insert the peg into the hole from the side", "put the peg in the side hole"),
     "peg-unplug-side-v3": ("unplug the peg from the side", "pull the peg out sideways"),
     "soccer-v3": ("kick the ball into the goal", "push the ball into the net"),
@@ -101,12 +154,22 @@ class MetaWorldEnv(AdapterEnv):
     robot_type = "sawyer"
     action_names = ["dx", "dy", "dz", "gripper"]
 
-    def __init__(self, task: str = "reach-v3", cameras: tuple[str, ...] = ("corner", "gripperPOV"),
-                 image_size: int | tuple[int, int] = 96, render_mode: str | None = None,
-                 fast_render: bool = True, full_state: bool = False):
+    def __init__(
+        self,
+        task: str = "reach-v3",
+        cameras: tuple[str, ...] = ("corner", "gripperPOV"),
+        image_size: int | tuple[int, int] = 96,
+        render_mode: str | None = None,
+        fast_render: bool = True,
+        full_state: bool = False,
+        benchmark_seed: int = 0,
+    ):
         if task not in METAWORLD_TASKS:
-            raise ValueError(f"unknown Meta-World task {task!r}; expected one of the MT50 names, e.g. 'reach-v3'")
+            raise ValueError(
+                f"unknown Meta-World task {task!r}; expected one of the MT50 names, e.g. 'reach-v3'"
+            )
         self.task_name = task
+        self.benchmark_seed = benchmark_seed  # fixes MT1's set of 50 goals (else drawn anew in every process)
         self.full_state = full_state
         self.state_dim = 39 if full_state else 4
         self.state_names = None if full_state else ["hand_x", "hand_y", "hand_z", "gripper_opening"]
@@ -125,7 +188,9 @@ class MetaWorldEnv(AdapterEnv):
     def _make_inner(self) -> gym.Env:
         import metaworld  # noqa: F401  (registers Meta-World/*)
 
-        return gym.make("Meta-World/MT1", env_name=self.task_name, disable_env_checker=True)
+        return gym.make(
+            "Meta-World/MT1", env_name=self.task_name, seed=self.benchmark_seed, disable_env_checker=True
+        )
 
     def _before_reset(self, rng):
         self.inner.unwrapped.set_task(self._tasks[rng.integers(len(self._tasks))])

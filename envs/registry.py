@@ -23,11 +23,19 @@ def register_all() -> None:
     """Register the suite and the adapters (idempotent)."""
     for env_id, task in _SUITE_IDS.items():
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point="envs.tabletop:TabletopEnv", kwargs={"task": task},
-                         max_episode_steps=TASKS[task].max_episode_steps)
+            gym.register(
+                env_id,
+                entry_point="envs.tabletop:TabletopEnv",
+                kwargs={"task": task},
+                max_episode_steps=TASKS[task].max_episode_steps,
+            )
     if TABLETOP not in gym.registry:
-        gym.register(TABLETOP, entry_point="envs.tabletop:TabletopEnv", kwargs={"task": None},
-                     max_episode_steps=max(t.max_episode_steps for t in TASKS.values()))
+        gym.register(
+            TABLETOP,
+            entry_point="envs.tabletop:TabletopEnv",
+            kwargs={"task": None},
+            max_episode_steps=max(t.max_episode_steps for t in TASKS.values()),
+        )
     from envs.adapters import register_adapters
 
     register_adapters()
@@ -58,7 +66,9 @@ def make_benchmark(name: str, task: str | None = None, **kwargs) -> gym.Env:
         from envs.metaworld_env import METAWORLD_TASKS
 
         if task not in METAWORLD_TASKS:
-            raise ValueError(f"unknown Meta-World task {task!r}; expected one of the MT50 names, e.g. 'reach-v3'")
+            raise ValueError(
+                f"unknown Meta-World task {task!r}; expected one of the MT50 names, e.g. 'reach-v3'"
+            )
         return make(f"uio2/MetaWorld-{task}", **kwargs)
     if key == "fetch":
         if task not in ("Reach", "Push", "PickAndPlace", "Slide"):

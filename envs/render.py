@@ -8,8 +8,20 @@ the frame rate with nearly the same image; it has to happen before the first ren
 
 from __future__ import annotations
 
+import atexit
+import weakref
+
 import mujoco
 import numpy as np
+
+# Renderers still open at exit are closed before the GL library shuts down (their __del__ would run
+# after it and print EGL errors).
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    for cams in list(_LIVE):
+        cams.close()
 
 
 def set_fast_render(model: mujoco.MjModel) -> None:
@@ -33,6 +45,9 @@ class Cameras:
             vis = self.model.vis.global_
             vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
             self._renderers[key] = mujoco.Renderer(self.model, height, width)
+            if not _LIVE:
+                atexit.register(_close_all)  # registered after mujoco's own GL exit handler, so it runs first
+            _LIVE.add(self)
         return self._renderers[key]
 
     def rgb(self, data: mujoco.MjData, camera: str | int, size: tuple[int, int]) -> np.ndarray:
@@ -100,7 +115,9 @@ def geom_corners(model: mujoco.MjModel, data: mujoco.MjData, geom: int) -> np.nd
     if typ == mujoco.mjtGeom.mjGEOM_SPHERE:
         half = np.full(3, size[0])
     elif typ in (mujoco.mjtGeom.mjGEOM_CYLINDER, mujoco.mjtGeom.mjGEOM_CAPSULE):
-        half = np.array([size[0], size[0], size[1] + (size[0] if typ == mujoco.mjtGeom.mjGEOM_CAPSULE else 0)])
+        half = np.array(
+            [size[0], size[0], size[1] + (size[0] if typ == mujoco.mjtGeom.mjGEOM_CAPSULE else 0)]
+        )
     else:
         half = size[:3]
     signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=float)

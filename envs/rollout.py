@@ -14,7 +14,8 @@ class Episode:
 
     frames: camera -> (T, H, W, 3) uint8; state: (T, S) float32; action: (T, D) float32;
     reward: (T,) float32; annotations: T dicts camera -> ``env.annotations(camera)`` (or empty);
-    speech: (65536,) float32 16 kHz; success: whether the episode ended in success.
+    speech: (65536,) float32 16 kHz; success: whether the episode ended in success;
+    depth / segmentation: camera -> (T, H, W) float32 metres / int32 ids, when the env renders them.
     """
 
     frames: dict[str, np.ndarray]
@@ -29,13 +30,16 @@ class Episode:
     seed: int | None = None
     annotations: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    depth: dict[str, np.ndarray] | None = None
+    segmentation: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.action)
 
 
-def record_episode(env, expert, seed: int | None = None, max_steps: int | None = None,
-                   annotate: bool = True) -> Episode:
+def record_episode(
+    env, expert, seed: int | None = None, max_steps: int | None = None, annotate: bool = True
+) -> Episode:
     """Roll out ``expert`` in ``env`` from ``reset(seed=seed)`` until it terminates, truncates or hits ``max_steps``.
 
     Works with any env of the observation contract; annotations are recorded where the env
@@ -48,12 +52,18 @@ def record_episode(env, expert, seed: int | None = None, max_steps: int | None =
     can_annotate = annotate and hasattr(u, "annotations")
     limit = max_steps or getattr(env.spec, "max_episode_steps", None) or getattr(u, "max_episode_steps", 500)
     frames: dict[str, list[np.ndarray]] = {c: [] for c in cams}
+    maps: dict[str, dict[str, list[np.ndarray]]] = {
+        k: {c: [] for c in obs[k]} for k in ("depth", "segmentation") if k in obs
+    }
     states, actions, rewards, annotations = [], [], [], []
     success = False
     for _ in range(limit):
         for c in cams:
             frames[c].append(obs["images"][c])
         states.append(obs["state"])
+        for k, per_cam in maps.items():
+            for c in per_cam:
+                per_cam[c].append(obs[k][c])
         if can_annotate:
             annotations.append({c: u.annotations(c) for c in cams})
         action = np.asarray(expert.act(obs), dtype=np.float32)
@@ -76,4 +86,8 @@ def record_episode(env, expert, seed: int | None = None, max_steps: int | None =
         seed=seed,
         annotations=annotations,
         meta={k: info[k] for k in ("voice", "speed") if k in info},
+        depth={c: np.stack(v) for c, v in maps["depth"].items()} if "depth" in maps else None,
+        segmentation={c: np.stack(v) for c, v in maps["segmentation"].items()}
+        if "segmentation" in maps
+        else None,
     )

@@ -4,7 +4,8 @@ One ``Scene`` owns one ``MjModel``/``MjData`` for the life of an environment; re
 recolour and park items by editing the model in place (never rebuilding it), so render
 settings and renderers survive resets.
 
-The gripper is a mocap body: an action moves its target by at most ``max_delta`` metres per
+The hand is a free body held to a mocap target by a stiff weld (so it has a velocity and pushes
+through ordinary contact dynamics): an action moves the target by at most ``max_delta`` metres per
 step, interpolated over the physics substeps. Closing the gripper near a graspable body
 (an object or the drawer handle) activates a weld between hand and body: a grasp assist that
 makes picking robust without tuning finger friction (the fingers still close visibly).
@@ -94,7 +95,9 @@ class Scene:
         for item in self.items.values():
             root = m.body(item.body).id
             item.geoms = [g for g in range(m.ngeom) if self._is_descendant(m.geom_bodyid[g], root)]
-        self.weld = {m.eq(e).name.removeprefix("grasp_"): e for e in range(m.neq) if m.eq(e).name.startswith("grasp_")}
+        self.weld = {
+            m.eq(e).name.removeprefix("grasp_"): e for e in range(m.neq) if m.eq(e).name.startswith("grasp_")
+        }
         self.grasped: str | None = None
         self.gripper_closed = False
         self.active: list[str] = []
@@ -108,8 +111,14 @@ class Scene:
         return False
 
     # ------------------------------------------------------------------ reset
-    def reset(self, layout: dict[str, np.ndarray], colours: dict[str, str], hand_xyz: np.ndarray,
-              drawer_qpos: float = 0.0, yaws: dict[str, float] | None = None) -> None:
+    def reset(
+        self,
+        layout: dict[str, np.ndarray],
+        colours: dict[str, str],
+        hand_xyz: np.ndarray,
+        drawer_qpos: float = 0.0,
+        yaws: dict[str, float] | None = None,
+    ) -> None:
         """Place the active items at ``layout`` (body -> xy), colour them, park the rest."""
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
@@ -235,7 +244,8 @@ class Scene:
     def finger_width(self) -> float:
         m, d = self.model, self.data
         return float(
-            d.qpos[m.jnt_qposadr[m.joint("finger_left").id]] + d.qpos[m.jnt_qposadr[m.joint("finger_right").id]]
+            d.qpos[m.jnt_qposadr[m.joint("finger_left").id]]
+            + d.qpos[m.jnt_qposadr[m.joint("finger_right").id]]
         )
 
     def state(self) -> np.ndarray:

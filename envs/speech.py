@@ -70,9 +70,26 @@ def _espeak(text: str, voice: str, speed: int) -> np.ndarray:
     ).stdout
     if shutil.which("sox"):
         raw = subprocess.run(
-            ["sox", "-t", "wav", "-", "-r", str(SAMPLE_RATE), "-c", "1", "-e", "floating-point", "-b", "32",
-             "-t", "raw", "-"],
-            input=wav, capture_output=True, check=True,
+            [
+                "sox",
+                "-t",
+                "wav",
+                "-",
+                "-r",
+                str(SAMPLE_RATE),
+                "-c",
+                "1",
+                "-e",
+                "floating-point",
+                "-b",
+                "32",
+                "-t",
+                "raw",
+                "-",
+            ],
+            input=wav,
+            capture_output=True,
+            check=True,
         ).stdout
         wave = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     else:  # linear-interpolation resampling; good enough for a tokenizer's log-mel input

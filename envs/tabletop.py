@@ -3,7 +3,7 @@
 Observation (a dict, the project's contract, see /tmp/coord/API.md):
 - ``images``: camera -> (H, W, 3) uint8 RGB, cameras "scene" (fixed, front) and "wrist" (on the hand).
 - ``state``: (8,) float32 = grasp point xyz (m, world; table top at z = 0), its velocity xyz (m/s),
-  finger opening (m, 0.012 closed .. 0.09 open), gripper closed (0/1).
+  finger opening (m, 0.013 closed .. 0.09 open), gripper closed (0/1).
 - ``instruction``: str, a paraphrase of the episode's goal; ``speech``: (65536,) float32, that
   instruction spoken at 16 kHz (voice and speed drawn per episode), zero-padded.
 - optional ``depth`` (metres, at most 10: background) and ``segmentation`` (root body ids, see ``annotations``) per camera.
@@ -39,8 +39,16 @@ class TabletopEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
     robot_type = "uio2_tabletop"
-    state_names = ["grasp_x", "grasp_y", "grasp_z", "grasp_vx", "grasp_vy", "grasp_vz", "finger_opening",
-                   "gripper_closed"]
+    state_names = [
+        "grasp_x",
+        "grasp_y",
+        "grasp_z",
+        "grasp_vx",
+        "grasp_vy",
+        "grasp_vz",
+        "finger_opening",
+        "gripper_closed",
+    ]
     action_names = ["dx", "dy", "dz", "gripper"]
 
     def __init__(
@@ -59,7 +67,9 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"unknown tabletop task {task!r}; expected one of {sorted(TASKS)} or None")
         for name in tasks or ():
             if name not in TASKS:
-                raise ValueError(f"unknown tabletop task {name!r} in tasks; expected names from {sorted(TASKS)}")
+                raise ValueError(
+                    f"unknown tabletop task {name!r} in tasks; expected names from {sorted(TASKS)}"
+                )
         for cam in cameras:
             if cam not in CAMERAS:
                 raise ValueError(f"unknown camera {cam!r}; expected a subset of {CAMERAS}")
@@ -97,7 +107,9 @@ class TabletopEnv(gym.Env):
 
     @property
     def max_episode_steps(self) -> int:
-        return max(TASKS[t].max_episode_steps for t in ((self.task_name,) if self.task_name else self.task_pool))
+        return max(
+            TASKS[t].max_episode_steps for t in ((self.task_name,) if self.task_name else self.task_pool)
+        )
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -112,7 +124,9 @@ class TabletopEnv(gym.Env):
         self.episode = self.task.sample(self.np_random)
         rng = self.np_random
         hand = np.array([rng.uniform(-0.1, 0.1), rng.uniform(-0.2, -0.12), rng.uniform(0.15, 0.22)])
-        self.scene.reset(self.episode.layout, self.episode.colours, hand, self.episode.drawer_qpos, self.episode.yaws)
+        self.scene.reset(
+            self.episode.layout, self.episode.colours, hand, self.episode.drawer_qpos, self.episode.yaws
+        )
         self.instruction = self.episode.instruction
         self.voice = VOICES[rng.integers(len(VOICES))]
         self.speed = int(SPEEDS[rng.integers(len(SPEEDS))])
@@ -149,18 +163,31 @@ class TabletopEnv(gym.Env):
                 c: np.minimum(self.cameras.depth(d, c, self.image_size), MAX_DEPTH) for c in self.camera_names
             }
         if self.want_segmentation:
-            obs["segmentation"] = {c: self.cameras.segmentation(d, c, self.image_size) for c in self.camera_names}
+            obs["segmentation"] = {
+                c: self.cameras.segmentation(d, c, self.image_size) for c in self.camera_names
+            }
         return obs
 
     def _info(self, success: bool) -> dict:
-        return {"is_success": bool(success), "task": self.task.name, "instruction": self.instruction,
-                "voice": self.voice if self.episode else "", "speed": self.speed if self.episode else 0}
+        return {
+            "is_success": bool(success),
+            "task": self.task.name,
+            "instruction": self.instruction,
+            "voice": self.voice if self.episode else "",
+            "speed": self.speed if self.episode else 0,
+        }
 
-    def annotations(self, camera: str = "scene") -> dict:
-        """Ground truth for ``camera``: objects (names, colours, boxes, points, 3D pose), camera pose, task."""
+    def annotations(self, camera: str = "scene", occlusion: bool = False) -> dict:
+        """Ground truth for ``camera``: objects (names, colours, boxes, points, 3D pose), camera pose, task.
+
+        ``occlusion=True`` also renders the segmentation image and adds each object's ``visible_pixels``
+        (``visible`` then also requires at least one pixel); it costs one more render.
+        """
         if camera not in CAMERAS:
             raise ValueError(f"unknown camera {camera!r}; expected one of {CAMERAS}")
         if self.episode is None:
             raise RuntimeError("call reset() before annotations()")
-        return _annotations(self.scene, camera, self.image_size, self.task.name, self.instruction,
-                            self.episode.target)
+        seg = self.cameras.segmentation(self.scene.data, camera, self.image_size) if occlusion else None
+        return _annotations(
+            self.scene, camera, self.image_size, self.task.name, self.instruction, self.episode.target, seg
+        )

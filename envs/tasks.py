@@ -175,7 +175,10 @@ class Stack(Task):
 
     def success(self, scene, target):
         top, bottom = scene.body_pos(target["top"]), scene.body_pos(target["bottom"])
-        on = np.linalg.norm(top[:2] - bottom[:2]) < 0.025 and 1.5 * CUBE_HALF < top[2] - bottom[2] < 2.5 * CUBE_HALF
+        on = (
+            np.linalg.norm(top[:2] - bottom[:2]) < 0.025
+            and 1.5 * CUBE_HALF < top[2] - bottom[2] < 2.5 * CUBE_HALF
+        )
         return bool(on) and scene.grasped != target["top"]
 
 

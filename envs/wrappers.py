@@ -21,7 +21,9 @@ from envs.validation import check_action
 class ObservationHistory(gym.Wrapper):
     """Adds frame and audio history (oldest first) to dict observations with "images" and "speech"."""
 
-    def __init__(self, env: gym.Env, image_history: int = 2, audio_history: int = 1, audio_key: str = "speech"):
+    def __init__(
+        self, env: gym.Env, image_history: int = 2, audio_history: int = 1, audio_key: str = "speech"
+    ):
         super().__init__(env)
         if image_history < 1 or audio_history < 0:
             raise ValueError(

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from model.layers import rope_angles, rope_tables
+from model.frame_cache import FrameCache
+from model.layers import full_precision, rope_angles, rope_tables
 from model.packing import DEC_MODALITY, collate
 from model.vocabulary import BOS_ID, EOS_ID, TARGET_MODALITIES
 
@@ -58,12 +59,14 @@ def generate(
     guidance_scale: float = 0.0,
     uncond_batch: dict[str, Any] | None = None,
     return_logits: bool = False,
+    frame_cache: FrameCache | None = None,
 ):
     """Decode ``target`` tokens for every row of a padded batch (collate(..., packed=False)).
 
     Returns (B, T) global ids, and with ``return_logits`` also (B, T, segment) fp32 logits (after
     guidance). Text stops at EOS (finished rows repeat EOS); other modalities decode exactly
-    ``num_tokens`` tokens (default: the config's image/audio target length).
+    ``num_tokens`` tokens (default: the config's image/audio target length). ``frame_cache``
+    (model/frame_cache.py) lets a caller that sees the same frames again skip their ViT passes.
     """
     if target not in TARGET_MODALITIES:
         raise ValueError(f"unknown target modality {target!r}; expected one of {TARGET_MODALITIES}")
@@ -81,10 +84,10 @@ def generate(
     if guided and uncond_batch is None:
         raise ValueError("guidance_scale > 0 needs uncond_batch (the same inputs with a generic prompt)")
 
-    enc = model.encode(batch)
+    enc = model.encode(batch, frame_cache)
     enc_seg = batch["enc_segment"]
     if guided:
-        enc_u = model.encode(uncond_batch)
+        enc_u = model.encode(uncond_batch, frame_cache)
         le = max(enc.shape[1], enc_u.shape[1])
         enc = torch.cat(
             [F.pad(enc, (0, 0, 0, le - enc.shape[1])), F.pad(enc_u, (0, 0, 0, le - enc_u.shape[1]))]
@@ -103,37 +106,49 @@ def generate(
     caches: list[dict] = [{"capacity": steps} for _ in model.decoder]
     modality = model.decoder_modality(torch.full((b2, 1), DEC_MODALITY[target], device=device))
     start, _ = model.vocab.output_range(target)
-    tokens = torch.full((b2, 1), BOS_ID, dtype=torch.long, device=device)
+    # Per-call constants, hoisted out of the step loop: every step's RoPE tables and the
+    # modality's output table (fp32, as model.logits scores).
+    rope_cos, rope_sin = rope_tables(
+        rope_angles(torch.arange(steps, device=device)[None, :, None], None, cfg.head_dim, cfg.rope_base)
+    )
+    table = model.output_table(target)[0].float().t()
+    tokens = torch.full((b2, steps + 1), BOS_ID, dtype=torch.long, device=device)
     finished = torch.zeros(b, dtype=torch.bool, device=device)
+    greedy = not do_sample or temperature <= 0
     all_logits = []
     for step in range(steps):
         if use_cache:
-            y = model.token_embedding(tokens[:, -1:]) + modality
-            pos = torch.full((b2, 1, 1), step, device=device)
+            y = model.token_embedding(tokens[:, step : step + 1]) + modality
+            angles = rope_cos[:, :, step : step + 1], rope_sin[:, :, step : step + 1]
             mask = None
         else:
             # Full recomputation over the prefix (the baseline the KV cache is measured against).
-            n = tokens.shape[1]
-            y = model.token_embedding(tokens) + modality
-            pos = torch.arange(n, device=device)[None, :, None].expand(b2, -1, -1)
+            n = step + 1
+            y = model.token_embedding(tokens[:, :n]) + modality
+            angles = rope_cos[:, :, :n], rope_sin[:, :, :n]
             mask = torch.ones(n, n, dtype=torch.bool, device=device).tril()[None, None]
-        angles = rope_tables(rope_angles(pos, None, cfg.head_dim, cfg.rope_base))
         for blk, cache, kv in zip(model.decoder, caches, cross_kv):
             y = blk(y, mask, angles, None, x_mask, cross_kv=kv, cache=cache if use_cache else None)
-        logits = model.logits(model.decoder_norm(y[:, -1]), target)
-        logp = F.log_softmax(logits, -1)
+        with full_precision(y):
+            logits = model.decoder_norm(y[:, -1]).float() @ table
         if guided:
+            logp = F.log_softmax(logits, -1)
             logp = (1 + guidance_scale) * logp[:b] - guidance_scale * logp[b:]
             logits = logp
+        elif greedy:
+            logp = logits  # argmax of the logits is the argmax of their log-softmax
+        else:
+            logp = F.log_softmax(logits, -1)
         if return_logits:
             all_logits.append(logits[:b])
         idx = sample_next(logp, do_sample, temperature, top_p, generator)
         if target == "text":
             idx = torch.where(finished, torch.full_like(idx, EOS_ID - start), idx)
             finished |= idx == EOS_ID - start
-        nxt = (idx + start)[:, None]
-        tokens = torch.cat([tokens, nxt.repeat(2, 1) if guided else nxt], 1)
+        nxt = idx + start
+        tokens[:, step + 1] = nxt.repeat(2) if guided else nxt
         if target == "text" and bool(finished.all()):
+            tokens = tokens[:, : step + 2]
             break
     out = tokens[:b, 1:]
     if return_logits:
@@ -161,11 +176,13 @@ def generate_from_examples(
         uncond = [processor.encode_inputs(replace(e, text=GENERIC_IMAGE_PROMPT), target) for e in examples]
         kwargs["uncond_batch"] = to_device(collate(uncond, cfg, packed=False), device)
     was_training = model.training
-    model.eval()
+    if was_training:  # toggling walks every submodule (~2 ms for tiny): only when needed
+        model.eval()
     try:
         ids = generate(model, batch, target, guidance_scale=guidance_scale, **kwargs)
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     ids = ids[0] if isinstance(ids, tuple) else ids
     decode = {
         "text": processor.decode_text,

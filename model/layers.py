@@ -6,6 +6,7 @@ All projections are bias-free (UIO-2, following T5/LLaMA). Attention goes throug
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -14,8 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def full_precision(x: torch.Tensor) -> torch.autocast:
-    """A context with autocast off: attention and logits stay fp32 under bf16 training (UIO-2)."""
+def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """A context with autocast off: attention and logits stay fp32 under bf16 training (UIO-2).
+
+    Outside autocast it is a no-op context: entering a real one costs ~50 us, paid 4x per decode step."""
+    if not torch.is_autocast_enabled(x.device.type):
+        return contextlib.nullcontext()
     return torch.autocast(device_type=x.device.type, enabled=False)
 
 
@@ -26,10 +31,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in fp32: bf16 mean-of-squares loses the small components.
-        if x.dtype == torch.float32:
-            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype) * self.weight
+        """fp32 out whatever comes in: bf16 mean-of-squares loses the small components, and the
+        consumers either want fp32 (attention) or cast anyway (autocast linears)."""
+        return F.rms_norm(x.float(), (x.shape[-1],), self.weight, self.eps)
 
 
 # -- rotary position embeddings ---------------------------------------------------------------
@@ -66,7 +70,7 @@ def rope_tables(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def apply_rope(x: torch.Tensor, rope: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Rotate pairs (i, i + head_dim/2) of x (B, H, L, hd) by angles (B, L, hd/2) or their rope_tables."""
+    """Rotate pairs (i, i + head_dim/2) of x (..., B, H, L, hd) by angles (B, L, hd/2) or their rope_tables."""
     cos, sin = rope if isinstance(rope, tuple) else rope_tables(rope)
     x1, x2 = x.float().chunk(2, -1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).to(x.dtype)
@@ -153,10 +157,15 @@ class Attention(nn.Module):
             q = self.q_norm(self._split(self.q(x), 1)[0]).transpose(1, 2)
             k, v = kv if kv is not None else self.project_kv(context)
         else:
-            q, k, v = self._split(self.qkv(x), 3)
-            q, k, v = self.q_norm(q).transpose(1, 2), self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
+            b, n, _ = x.shape
+            qkv = self.qkv(x).view(b, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            # q and k go through QK-norm and RoPE together, (2, B, H, L, hd): half the elementwise
+            # ops (and autograd nodes) of doing them one by one.
+            qk = F.rms_norm(qkv[:2].float(), (self.head_dim,), eps=self.q_norm.eps)
+            qk = qk * torch.stack([self.q_norm.weight, self.k_norm.weight])[:, None, None, None]
             if angles is not None:
-                q, k = apply_rope(q, angles), apply_rope(k, angles)
+                qk = apply_rope(qk, angles)
+            (q, k), v = qk.unbind(0), qkv[2]
             if cache is not None:
                 k, v = _update_cache(cache, k, v)
         # Attention in fp32 (UIO-2): bf16 logits overflow with long packed rows.

@@ -13,6 +13,7 @@ model/checkpoint.py.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from torch import nn
 
 from model.configuration import ModelConfig
 from model.encoders import PatchEncoder, PerceiverResampler, StateEncoder
+from model.frame_cache import FrameCache
 from model.layers import (
     DecoderBlock,
     EncoderBlock,
@@ -97,13 +99,29 @@ class UnifiedIO(nn.Module):
                 nn.init.normal_(p, std=std)
 
     # -- encoder -------------------------------------------------------------------------------
-    def _encoder_features(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Run each input encoder on the batch's stacked inputs -> (N, tokens, d) per kind."""
+    def _encoder_features(
+        self, batch: dict[str, Any], frame_cache: FrameCache | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Run each input encoder on the batch's stacked inputs -> (N, tokens, d) per kind.
+
+        With a ``frame_cache`` (inference only) each distinct frame goes through the ViT and the
+        history resampler once, however many calls it appears in.
+        """
         out = {}
+        vit_features = self.vit.features
+
+        def history(frames: torch.Tensor) -> torch.Tensor:
+            # vit_features is read at call time: the cached lookup below when there is a cache.
+            return self.image_resampler(vit_features(frames))
+
+        if frame_cache is not None:
+            frame_cache.check_weights(self.vit, self.image_resampler)
+            vit_features = functools.partial(frame_cache.lookup, "features", compute=self.vit.features)
+            history = functools.partial(frame_cache.lookup, "latents", compute=history)
         if "image" in batch:
-            out["image"] = self.vit(batch["image"])
+            out["image"] = self.vit.proj(vit_features(batch["image"]))
         if "image_history" in batch:
-            out["image_history"] = self.image_resampler(self.vit.features(batch["image_history"]))
+            out["image_history"] = history(batch["image_history"])
         if "audio" in batch:
             out["audio"] = self.ast(batch["audio"])
         if "audio_history" in batch:
@@ -112,19 +130,23 @@ class UnifiedIO(nn.Module):
             out["state"] = self.state_encoder(batch["state"])
         return out
 
-    def encode(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Packed encoder rows (R, Le, d)."""
+    def encode(self, batch: dict[str, Any], frame_cache: FrameCache | None = None) -> torch.Tensor:
+        """Packed encoder rows (R, Le, d). ``frame_cache``: see _encoder_features; ignored with autograd on."""
         ids = batch["enc_ids"]
         r, le = ids.shape
         x = self.token_embedding(ids).reshape(r * le, -1)
-        for kind, feats in self._encoder_features(batch).items():
+        if torch.is_grad_enabled():
+            frame_cache = None  # cached features carry no graph: training must recompute
+        for kind, feats in self._encoder_features(batch, frame_cache).items():
             flat = feats.reshape(-1, feats.shape[-1]).to(x.dtype)
             x = x.index_copy(0, batch[f"{kind}_dst"], flat[batch[f"{kind}_src"]])
         x = x.view(r, le, -1) + self.encoder_modality(batch["enc_kind"])
         angles = rope_tables(
             rope_angles(batch["enc_pos"], batch["enc_2d"], self.config.head_dim, self.config.rope_base)
         )
-        mask = encoder_mask(batch["enc_segment"])
+        seg = batch["enc_segment"]
+        # One example filling every row (a policy call): no mask, the cheaper SDPA path.
+        mask = None if bool((seg == 1).all()) else encoder_mask(seg)
         for block in self.encoder:
             x = block(x, mask, angles)
         return self.encoder_norm(x)

@@ -11,7 +11,6 @@ import logging
 import re
 
 from model.configuration import ModelConfig
-from model.processor import Processor
 from model.tokenizers.text import TextTokenizer
 from training.configuration import ModelSection
 from training.episodes import EpisodeData
@@ -21,10 +20,13 @@ log = logging.getLogger(__name__)
 SPECIAL = re.compile(r"<(loc|extra_id)_\d+>|\{[a-z_]+\}")
 
 
-def model_config(section: ModelSection) -> ModelConfig:
-    """The preset named in the config, with its field overrides applied (ValueError naming a bad key)."""
+def model_config(section: ModelSection, chunk_size: int | None = None) -> ModelConfig:
+    """The preset named in the config, with its field overrides (and data.chunk_size) applied."""
+    overrides = dict(section.overrides)
+    if chunk_size is not None:
+        overrides["action_chunk_size"] = chunk_size
     try:
-        return ModelConfig.preset(section.preset, **section.overrides)
+        return ModelConfig.preset(section.preset, **overrides)
     except TypeError as e:  # an unknown keyword
         raise ValueError(f"model.overrides: {e}") from e
 

@@ -14,6 +14,7 @@ after the new one is whole.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -63,6 +64,16 @@ def _publish(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def full_parameters(trainer):
+    """Under FSDP, whole (unsharded) parameters on rank 0 while save_pretrained runs; else nothing to do."""
+    wrapped = getattr(trainer.strategy, "model", None)
+    if type(wrapped).__name__ != "FullyShardedDataParallel":
+        return contextlib.nullcontext()
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    return FullyShardedDataParallel.summon_full_params(wrapped, writeback=False, rank0_only=True)
+
+
 class PretrainedCheckpoint(L.Callback):
     """Every ``every_n_steps`` optimiser steps and at the end: save_pretrained + trainer state, atomically."""
 
@@ -94,12 +105,14 @@ class PretrainedCheckpoint(L.Callback):
         trainer.strategy.barrier("checkpoint-mkdir")
         # Every rank takes part (FSDP gathers shards); Lightning writes the file on rank 0 only.
         trainer.save_checkpoint(tmp / TRAINER_STATE)
-        if trainer.is_global_zero:
-            self.save_pretrained(tmp)
-            save_config(self.cfg, tmp / TRAIN_CONFIG)
-            _publish(tmp, final)
-            _write_atomic(self.root / LAST, final.name)
-            log.info("checkpoint written: %s", final)
+        with full_parameters(trainer):
+            if trainer.is_global_zero:
+                self.save_pretrained(tmp)
+                if self.cfg is not None:
+                    save_config(self.cfg, tmp / TRAIN_CONFIG)
+                _publish(tmp, final)
+                _write_atomic(self.root / LAST, final.name)
+                log.info("checkpoint written: %s", final)
         trainer.strategy.barrier("checkpoint-published")
         self._last_saved = step
         return final

@@ -60,8 +60,10 @@ class DataConfig:
     # Task family -> relative weight (see training/tasks/__init__.py for the families).
     mixture: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIXTURE))
     history: int = 2  # previous frames given as image_history
-    chunk_size: int = 4  # K future actions per action target
-    speech_prob: float = 0.3  # chance an action example gets its instruction as speech instead of text
+    # K future actions per target; None = the model preset's action_chunk_size (must match a loaded checkpoint's).
+    chunk_size: int | None = None
+    # Share of action examples whose instruction is spoken; None = the mixture's action/action_speech weights.
+    speech_prob: float | None = None
     packing: bool = True
     # Mixture of denoisers (training/denoisers.py): objective weights per target modality, e.g.
     # {text: {R: 0.4, S: 0.4, X: 0.2}, image: {R: 0.5, S: 0.5}}; null = the denoisers' defaults.
@@ -101,7 +103,9 @@ class TrainerConfig:
     log_every_n_steps: int = 5
     checkpoint_every_n_steps: int = 100
     progress_bar: bool = True
-    freeze_encoders: bool = False  # fine-tuning: keep the input encoders (ViT, AST) fixed, as UIO-2 froze its ViT
+    freeze_encoders: bool = (
+        False  # fine-tuning: keep the input encoders (ViT, AST) fixed, as UIO-2 froze its ViT
+    )
     # Stop with an error after this many consecutive non-finite losses (a diverged run, not a bad batch).
     max_consecutive_nonfinite: int = 20
 

@@ -28,7 +28,7 @@ from model.packing import collate
 from model.processor import EncodedExample, Processor
 from training.configuration import TrainConfig
 from training.episodes import EpisodeData
-from training.mixture import TaskMixture
+from training.mixture import TaskMixture, mixture_weights
 from training.tasks.base import (
     ANNOTATIONS,
     AUDIO_TOKENIZER,
@@ -45,9 +45,7 @@ log = logging.getLogger(__name__)
 Denoiser = Callable[[EncodedExample, np.random.Generator, Processor], EncodedExample]
 
 
-def capabilities(
-    episodes: list[EpisodeData], processor: Processor, synthesize: Callable | None
-) -> set[str]:
+def capabilities(episodes: list[EpisodeData], processor: Processor, synthesize: Callable | None) -> set[str]:
     """What this run's data and model can support; task families needing anything else are dropped."""
     caps = set()
     if all(ep.annotations is not None for ep in episodes):
@@ -142,6 +140,11 @@ class UIO2DataModule(L.LightningDataModule):
         self.cfg = cfg
         self.processor = processor
         self.episodes = [ep.validate() for ep in episodes]
+        k = cfg.data.chunk_size
+        if k is not None and k != processor.config.action_chunk_size:
+            raise ValueError(
+                f"data.chunk_size={k} but the model predicts chunks of {processor.config.action_chunk_size} actions"
+            )
         self.denoiser = default_denoiser(cfg) if denoiser == "default" else denoiser
         ctx = TaskContext(
             history=min(cfg.data.history, processor.config.max_image_history),
@@ -149,16 +152,21 @@ class UIO2DataModule(L.LightningDataModule):
             capabilities=capabilities(self.episodes, processor, synthesize),
             synthesize=synthesize,
         )
-        self.mixture = TaskMixture(self.episodes, cfg.data.mixture, ctx, seed=cfg.seed)
+        weights = mixture_weights(cfg.data.mixture, cfg.data.speech_prob)
+        self.mixture = TaskMixture(self.episodes, weights, ctx, seed=cfg.seed)
 
     @property
     def skipped_families(self) -> dict[str, str]:
         return dict(self.mixture.dropped)
 
-    def stream(self, start: int = 0, rank: int = 0, world_size: int = 1, stop: int | None = None) -> BatchStream:
+    def stream(
+        self, start: int = 0, rank: int = 0, world_size: int = 1, stop: int | None = None
+    ) -> BatchStream:
         g = self.cfg.trainer.batch_size
         if g % world_size:
-            raise ValueError(f"trainer.batch_size {g} (global) must divide evenly over {world_size} processes")
+            raise ValueError(
+                f"trainer.batch_size {g} (global) must divide evenly over {world_size} processes"
+            )
         return BatchStream(
             self.mixture,
             self.processor,

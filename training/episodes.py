@@ -78,11 +78,15 @@ class EpisodeData:
         for name in ("depth", "segmentation"):
             for cam, maps in (getattr(self, name) or {}).items():
                 if not (isinstance(maps, np.ndarray) and maps.ndim == 3 and maps.shape[0] == t):
-                    raise DatasetError(f"{self.where(f'{name}.{cam}')}: must be ({t}, H, W), got {_shape(maps)}")
+                    raise DatasetError(
+                        f"{self.where(f'{name}.{cam}')}: must be ({t}, H, W), got {_shape(maps)}"
+                    )
         if self.speech is not None:
             sp = self.speech
             if not (isinstance(sp, np.ndarray) and sp.ndim == 1 and np.isfinite(sp).all()):
-                raise DatasetError(f"{self.where('speech')}: must be a finite (N,) waveform, got {_shape(sp)}")
+                raise DatasetError(
+                    f"{self.where('speech')}: must be a finite (N,) waveform, got {_shape(sp)}"
+                )
         return self
 
 

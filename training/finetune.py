@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", help="TrainConfig YAML (default: the checkpoint's train_config.yaml, else the defaults)"
     )
-    parser.add_argument("--out-dir", help="where the fine-tuned checkpoints go (default runs/finetune-<dataset>)")
+    parser.add_argument(
+        "--out-dir", help="where the fine-tuned checkpoints go (default runs/finetune-<dataset>)"
+    )
     parser.add_argument("--max-steps", type=int, help="optimiser steps (overrides trainer.max_steps)")
     parser.add_argument("--freeze-encoders", action="store_true", help="keep ViT, AST and resamplers fixed")
     parser.add_argument(

@@ -19,6 +19,17 @@ log = logging.getLogger(__name__)
 MAX_DRAWS = 64  # a family may decline a frame (nothing visible); draw again, but never loop forever
 
 
+def mixture_weights(mixture: dict[str, float], speech_prob: float | None = None) -> dict[str, float]:
+    """The configured weights; ``speech_prob`` re-splits the action weight between text and speech."""
+    weights = dict(mixture)
+    if speech_prob is not None:
+        if not 0.0 <= speech_prob <= 1.0:
+            raise ValueError(f"data.speech_prob must be in [0, 1], got {speech_prob}")
+        total = weights.get("action", 0.0) + weights.get("action_speech", 0.0)
+        weights["action"], weights["action_speech"] = (1 - speech_prob) * total, speech_prob * total
+    return weights
+
+
 class TaskMixture:
     def __init__(
         self,

@@ -52,7 +52,8 @@ class UIO2Module(L.LightningModule):
         self.nonfinite_skipped = 0
         self._consecutive_nonfinite = 0
         self._last_step_end: float | None = None
-        self.last_record: dict[str, Any] | None = None  # the latest step's loss etc. (training.loggers.LossHistory)
+        # The latest optimiser step's loss, lr, grad norm (read by training.loggers.LossHistory).
+        self.last_record: dict[str, Any] | None = None
 
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -161,7 +162,9 @@ class UIO2Module(L.LightningModule):
         stats = token_stats(batch, info)
         if stats:
             metrics["train/token_utilisation"] = stats["utilisation"]
-            metrics["train/tokens_per_s"] = stats["real_tokens"] * self.trainer.world_size / max(elapsed, 1e-9)
+            metrics["train/tokens_per_s"] = (
+                stats["real_tokens"] * self.trainer.world_size / max(elapsed, 1e-9)
+            )
         metrics.update(per_group_losses(batch, info))
         for key, value in info.items():  # the model's own per-modality token means ("loss/text", ...)
             if key.startswith("loss/"):

@@ -64,7 +64,10 @@ class SampleLogger(L.Callback):
             return
         with self.path.open("a") as f:
             for r in records:
-                f.write(json.dumps({"step": step, **{k: _jsonable(v) for k, v in r.items() if k != "media"}}) + "\n")
+                f.write(
+                    json.dumps({"step": step, **{k: _jsonable(v) for k, v in r.items() if k != "media"}})
+                    + "\n"
+                )
         for lg in trainer.loggers:
             if type(lg).__name__ == "WandbLogger":
                 log_wandb(lg, records, step)
@@ -79,8 +82,14 @@ class SampleLogger(L.Callback):
             outputs = model.generate_from_examples(self.processor, exs, target)
             for ex, out in zip(exs, outputs):
                 records.append(
-                    {"task": ex.meta["task"], "target": target, "prompt": ex.text or "",
-                     "expected": ex.target_value, "prediction": out, "media": ex}
+                    {
+                        "task": ex.meta["task"],
+                        "target": target,
+                        "prompt": ex.text or "",
+                        "expected": ex.target_value,
+                        "prediction": out,
+                        "media": ex,
+                    }
                 )
         return records
 
@@ -95,12 +104,18 @@ def log_wandb(logger, records: list[dict[str, Any]], step: int) -> None:
         image = wandb.Image(ex.image) if ex.image is not None else None
         expected, pred = r["expected"], r["prediction"]
         if r["target"] == "image":
-            media[f"samples/{r['task']}"] = [wandb.Image(pred, caption="generated"), wandb.Image(expected, caption="target")]
+            media[f"samples/{r['task']}"] = [
+                wandb.Image(pred, caption="generated"),
+                wandb.Image(expected, caption="target"),
+            ]
             expected, pred = "(image)", "(image)"
         elif r["target"] == "audio":
             media[f"samples/{r['task']}"] = wandb.Audio(np.asarray(pred), sample_rate=AUDIO_SAMPLE_RATE)
             expected, pred = "(audio)", "(audio)"
         elif r["target"] == "action":
-            expected, pred = np.array2string(np.asarray(expected), precision=2), np.array2string(np.asarray(pred), precision=2)
+            expected, pred = (
+                np.array2string(np.asarray(expected), precision=2),
+                np.array2string(np.asarray(pred), precision=2),
+            )
         table.add_data(r["task"], r["prompt"], str(expected), str(pred), image)
     logger.experiment.log({"samples/table": table, **media, "trainer/global_step": step})

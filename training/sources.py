@@ -36,7 +36,9 @@ def from_rollout(ep: Any, index: int, source: str | None = None, camera: str = "
     elif camera == "scene":  # the default: take a dataset's first camera (robomimic "agentview", ...)
         cam = next(iter(ep.frames))
     else:
-        raise DatasetError(f"{source}, episode {index}, key {camera!r}: no such camera; have {sorted(ep.frames)}")
+        raise DatasetError(
+            f"{source}, episode {index}, key {camera!r}: no such camera; have {sorted(ep.frames)}"
+        )
     anns = [a.get(cam, a) for a in ep.annotations] if ep.annotations else None
     return EpisodeData(
         source=source,
@@ -71,7 +73,9 @@ def collect_rollouts(cfg: DataConfig) -> list[EpisodeData]:
             for k in range(cfg.episodes_per_env):
                 ep = record_episode(env, expert, seed=cfg.rollout_seed + k)
                 if not ep.success:
-                    log.warning("%s seed %d: the expert failed; episode kept out", env_id, cfg.rollout_seed + k)
+                    log.warning(
+                        "%s seed %d: the expert failed; episode kept out", env_id, cfg.rollout_seed + k
+                    )
                     continue
                 episodes.append(from_rollout(ep, len(episodes), camera=cfg.camera))
         finally:

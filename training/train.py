@@ -18,7 +18,9 @@ from training.config import ConfigError, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML config (configs/tiny.yaml, configs/base.yaml, ...)")
+    parser.add_argument(
+        "--config", required=True, help="YAML config (configs/tiny.yaml, configs/base.yaml, ...)"
+    )
     parser.add_argument(
         "overrides", nargs="*", metavar="key.path=value", help="config overrides, e.g. trainer.max_steps=100"
     )
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_kind(path: str | Path) -> str:
-    """"vqgan" for a VQ-GAN tokenizer config, "model" for a TrainConfig."""
+    """ "vqgan" for a VQ-GAN tokenizer config, "model" for a TrainConfig."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")

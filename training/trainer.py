@@ -29,7 +29,7 @@ from training.configuration import TrainConfig
 from training.datamodule import UIO2DataModule, capabilities
 from training.episodes import EpisodeData
 from training.loggers import LossHistory, build_loggers
-from training.mixture import TaskMixture
+from training.mixture import TaskMixture, mixture_weights
 from training.module import UIO2Module
 from training.samples import SampleLogger, fixed_examples
 from training.tasks.base import TaskContext
@@ -66,11 +66,13 @@ def load_pretrained(directory: str | Path) -> tuple[torch.nn.Module, Processor]:
     return model, Processor.from_pretrained(directory, model.config)
 
 
-def fresh_model(cfg: TrainConfig, episodes: list[EpisodeData], synthesize) -> tuple[torch.nn.Module, Processor]:
+def fresh_model(
+    cfg: TrainConfig, episodes: list[EpisodeData], synthesize
+) -> tuple[torch.nn.Module, Processor]:
     """A new model: the preset + overrides, a text BPE trained on the mixture's text, the data's action stats."""
     from model.modeling import UnifiedIO
 
-    config = model_config(cfg.model)
+    config = model_config(cfg.model, cfg.data.chunk_size)
     stats = compute_action_stats(episodes)
     bare = Processor(config, action_stats=stats, **_vq_tokenizers(cfg))
     ctx = TaskContext(
@@ -80,7 +82,8 @@ def fresh_model(cfg: TrainConfig, episodes: list[EpisodeData], synthesize) -> tu
         synthesize=synthesize,
     )
     # Another seed than the training stream's; quiet, as the data module logs the same dropped families.
-    mixture = TaskMixture(episodes, cfg.data.mixture, ctx, seed=cfg.seed + 7919, quiet=True)
+    weights = mixture_weights(cfg.data.mixture, cfg.data.speech_prob)
+    mixture = TaskMixture(episodes, weights, ctx, seed=cfg.seed + 7919, quiet=True)
     examples = [mixture.example(i) for i in range(cfg.model.text_corpus_examples)]
     tokenizer = train_text_tokenizer(text_corpus(examples, episodes), config.text_vocab_size)
     processor = Processor(config, text_tokenizer=tokenizer, action_stats=stats, **_vq_tokenizers(cfg))
@@ -157,8 +160,13 @@ def prepare(
         log.info("resuming from %s", resume_from)
         model, processor = load_pretrained(resume_from)
     elif cfg.init_from:
-        if Path(cfg.init_from).resolve() == out.resolve() or out.resolve() in Path(cfg.init_from).resolve().parents:
-            raise ValueError(f"out_dir {out} must not contain the checkpoint it starts from ({cfg.init_from})")
+        if (
+            Path(cfg.init_from).resolve() == out.resolve()
+            or out.resolve() in Path(cfg.init_from).resolve().parents
+        ):
+            raise ValueError(
+                f"out_dir {out} must not contain the checkpoint it starts from ({cfg.init_from})"
+            )
         model, processor = load_pretrained(cfg.init_from)
         if cfg.data.recompute_stats:
             set_action_stats(processor, compute_action_stats(episodes))
@@ -183,9 +191,7 @@ def prepare(
             cfg.trainer.checkpoint_every_n_steps,
         ),
         LossHistory(out),
-        SampleLogger(
-            out, fixed_examples(datamodule.mixture), processor, cfg.logger.log_media_every_n_steps
-        ),
+        SampleLogger(out, fixed_examples(datamodule.mixture), processor, cfg.logger.log_media_every_n_steps),
         *(extra_callbacks or []),
     ]
     if cfg.trainer.progress_bar:
@@ -213,7 +219,9 @@ def prepare(
 def fit(run: Run) -> Path:
     """Train; returns the newest checkpoint folder (the save_pretrained format, loadable for inference)."""
     ckpt = run.resume_from / TRAINER_STATE if run.resume_from is not None else None
-    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt, weights_only=True)  # plain tensors and numbers: nothing unpickled
+    run.trainer.fit(
+        run.module, datamodule=run.datamodule, ckpt_path=ckpt, weights_only=True
+    )  # plain tensors and numbers: nothing unpickled
     final = latest_checkpoint(run.checkpoint_root)
     if final is None:
         raise RuntimeError(f"training finished without writing a checkpoint under {run.checkpoint_root}")
@@ -237,6 +245,8 @@ def default_synthesizer() -> Callable[[str], np.ndarray] | None:
 
         synthesize("test")
     except Exception as e:  # no espeak-ng binary, or envs not installed
-        log.warning("no speech synthesiser (%s: %s): speech task families will be skipped", type(e).__name__, e)
+        log.warning(
+            "no speech synthesiser (%s: %s): speech task families will be skipped", type(e).__name__, e
+        )
         return None
     return synthesize

@@ -61,9 +61,15 @@ def test_layout_and_stats(tmp_path, episodes):
     w = LeRobotDatasetWriter(tmp_path)
     for ep in episodes:
         w.add_episode(ep)
-    for rel in ["meta/info.json", "meta/stats.json", "meta/tasks.parquet", "meta/episodes/chunk-000/file-000.parquet",
-                "data/chunk-000/file-000.parquet", "videos/observation.images.scene/chunk-000/file-000.mp4",
-                "videos/observation.images.wrist/chunk-000/file-002.mp4"]:
+    for rel in [
+        "meta/info.json",
+        "meta/stats.json",
+        "meta/tasks.parquet",
+        "meta/episodes/chunk-000/file-000.parquet",
+        "data/chunk-000/file-000.parquet",
+        "videos/observation.images.scene/chunk-000/file-000.mp4",
+        "videos/observation.images.wrist/chunk-000/file-002.mp4",
+    ]:
         assert (tmp_path / rel).is_file(), rel
     info = json.loads((tmp_path / "meta/info.json").read_text())
     assert info["codebase_version"] == "v3.0" and info["total_episodes"] == 3 and info["fps"] == 50
@@ -75,11 +81,15 @@ def test_layout_and_stats(tmp_path, episodes):
     actions = np.concatenate([e.action for e in episodes])
     np.testing.assert_allclose(stats["action"]["q01"], np.quantile(actions, 0.01, axis=0), rtol=1e-6)
     np.testing.assert_allclose(stats["action"]["q99"], np.quantile(actions, 0.99, axis=0), rtol=1e-6)
-    np.testing.assert_allclose(stats["observation.state"]["mean"], np.concatenate([e.state for e in episodes]).mean(0),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        stats["observation.state"]["mean"],
+        np.concatenate([e.state for e in episodes]).mean(0),
+        rtol=1e-5,
+        atol=1e-7,
+    )
     img = stats["observation.images.scene"]
     assert np.asarray(img["mean"]).shape == (3, 1, 1)
-    assert (0 <= np.asarray(img["q01"])).all() and (np.asarray(img["q01"]) < np.asarray(img["mean"])).all()
+    assert (np.asarray(img["q01"]) >= 0).all() and (np.asarray(img["q01"]) < np.asarray(img["mean"])).all()
     assert (np.asarray(img["mean"]) < np.asarray(img["q99"])).all() and (np.asarray(img["q99"]) <= 1).all()
     ep_rows = pq.read_table(tmp_path / "meta/episodes/chunk-000/file-000.parquet").to_pylist()
     assert [r["length"] for r in ep_rows] == [len(e) for e in episodes]
@@ -118,7 +128,11 @@ _KILLER = textwrap.dedent(
 
     root, stage = sys.argv[1], sys.argv[2]
     kill = lambda: os.kill(os.getpid(), signal.SIGKILL)
-    if stage == "video":            # mid-episode, while its first video file is being encoded
+    if stage == "first-episode":    # before anything was committed
+        def write_video(path, frames, fps):
+            kill()
+        D.write_video = write_video
+    elif stage == "video":          # mid-episode, while its first video file is being encoded
         real = D.write_video
         def write_video(path, frames, fps):
             if "file-002" in str(path):
@@ -142,13 +156,21 @@ _KILLER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("stage", ["video", "before-commit", "random"])
+@pytest.mark.parametrize("stage", ["first-episode", "video", "before-commit", "from-outside"])
 def test_sigkill_mid_write_leaves_whole_episodes(tmp_path, stage):
     root = tmp_path / "ds"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", _KILLER, str(root), stage], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    if stage == "random":  # from outside, while the third episode is being recorded or written
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLER, str(root), stage],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    if (
+        stage == "from-outside"
+    ):  # SIGKILL from the parent, while the third episode is being recorded or written
         for line in proc.stdout:
             if line.strip() == "1":
                 break
@@ -156,6 +178,14 @@ def test_sigkill_mid_write_leaves_whole_episodes(tmp_path, stage):
     proc.wait(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     ds = LeRobotDataset(root)
+    if stage == "first-episode":  # an empty but valid dataset, which a new writer fills
+        assert len(ds) == 0 and ds.num_frames == 0
+        w = LeRobotDatasetWriter(root)
+        env_ = TabletopEnv(None, image_size=24)
+        w.add_episode(record_episode(env_, get_expert(env_), seed=0))
+        env_.close()
+        assert len(LeRobotDataset(root)) == 1 and LeRobotDataset(root).episode(0).success
+        return
     assert len(ds) == 2
     for i in range(len(ds)):
         ep = ds.episode(i)
@@ -205,13 +235,45 @@ def test_hdf5_libero_instruction_and_bad_keys(tmp_path, episodes):
 def test_collect_command(tmp_path):
     out = tmp_path / "collected"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "agent.cli", "collect", "--env", "push", "--episodes", "2", "--out", str(out),
-           "--image-size", "24"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "collect",
+        "--env",
+        "push",
+        "--episodes",
+        "2",
+        "--out",
+        str(out),
+        "--image-size",
+        "24",
+    ]
     res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "2/2" in res.stderr or "100%" in res.stderr  # the tqdm bar
     ds = LeRobotDataset(out)
     assert len(ds) == 2 and all(r["task_name"] == "push" for r in ds.episodes)
-    res = subprocess.run([*cmd[:-4], "--env", "juggle", "--out", str(out)], env=env, cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [*cmd[:-4], "--env", "juggle", "--out", str(out)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode != 0 and "juggle" in res.stderr
+
+
+def test_depth_and_segmentation_are_recorded_and_round_trip(tmp_path):
+    env = TabletopEnv("push", image_size=24, depth=True, segmentation=True)
+    ep = record_episode(env, get_expert(env), seed=0)
+    env.close()
+    assert ep.depth["scene"].shape == (len(ep), 24, 24) and ep.segmentation["wrist"].dtype == np.int32
+    ids = {o["id"] for o in ep.annotations[0]["scene"]["objects"]}
+    assert ids & set(np.unique(ep.segmentation["scene"][0]))
+    LeRobotDatasetWriter(tmp_path).add_episode(ep)
+    got = LeRobotDataset(tmp_path).episode(0)
+    for cam in ("scene", "wrist"):
+        np.testing.assert_array_equal(got.depth[cam], ep.depth[cam])
+        np.testing.assert_array_equal(got.segmentation[cam], ep.segmentation[cam])

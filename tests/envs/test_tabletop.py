@@ -29,7 +29,10 @@ def test_check_env_with_depth_and_segmentation():
         obs, _ = env.reset(seed=3)
         for cam in ("scene", "wrist"):
             assert obs["depth"][cam].shape == (32, 32) and obs["depth"][cam].dtype == np.float32
-            assert 0.05 < obs["depth"][cam].min() < np.median(obs["depth"][cam]) < 2.0 and obs["depth"][cam].max() <= 10
+            assert (
+                0.05 < obs["depth"][cam].min() < np.median(obs["depth"][cam]) < 2.0
+                and obs["depth"][cam].max() <= 10
+            )
             seg = obs["segmentation"][cam]
             assert seg.shape == (32, 32) and seg.dtype == np.int32
         # every visible object of the scene camera shows up in its segmentation image
@@ -83,7 +86,9 @@ def test_targets_and_paraphrases_vary_per_episode():
     for seed in range(12):
         env.reset(seed=seed)
         u = env.unwrapped
-        targets.add(u.scene.items[u.episode.target["object"]].shape + u.episode.colours[u.episode.target["object"]])
+        targets.add(
+            u.scene.items[u.episode.target["object"]].shape + u.episode.colours[u.episode.target["object"]]
+        )
         texts.add(u.instruction.split(" the ")[0])
     assert len(targets) > 4 and len(texts) > 2
     env.close()
@@ -111,6 +116,9 @@ def test_annotations_project_objects_into_the_image():
         assert xs.min() >= o["box"][0] - 1 and xs.max() <= o["box"][2] + 1
         assert ys.min() >= o["box"][1] - 1 and ys.max() <= o["box"][3] + 1
     assert img.shape == (96, 96, 3)
+    occluded = env.unwrapped.annotations("scene", occlusion=True)
+    for o, plain in zip(occluded["objects"], ann["objects"]):
+        assert o["visible_pixels"] == int((seg == o["id"]).sum()) > 0 and o["box"] == plain["box"]
     wrist = env.unwrapped.annotations("wrist")
     assert wrist["camera"]["name"] == "wrist" and wrist["camera"]["pos"] != ann["camera"]["pos"]
     env.close()

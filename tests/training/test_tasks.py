@@ -11,7 +11,7 @@ from training.episodes import EpisodeData
 from training.mixture import TaskMixture
 from training.tasks import FAMILIES, TaskContext, select
 from training.tasks.activity import activity_from_instruction
-from training.tasks.base import AUDIO_TOKENIZER, DEPTH, IMAGE_TOKENIZER, SEGMENTATION, SPEECH, ANNOTATIONS
+from training.tasks.base import ANNOTATIONS, AUDIO_TOKENIZER, DEPTH, IMAGE_TOKENIZER, SEGMENTATION, SPEECH
 from training.tasks.geometry3d import project
 from training.tasks.templates import TEMPLATES, prompt
 
@@ -140,7 +140,9 @@ def test_vqa_answers_are_true(rollouts):
                 assert ex.target_value == NUMBERS[sum(o["shape"] == shape for o in objs)]
             if kind == "colour":
                 subject = ex.text.split("What colour is the ")[1].split("?")[0].split()
-                same = sorted((o for o in objs if o["shape"] == subject[-1]), key=lambda o: o["box"][0] + o["box"][2])
+                same = sorted(
+                    (o for o in objs if o["shape"] == subject[-1]), key=lambda o: o["box"][0] + o["box"][2]
+                )
                 obj = same[-1] if subject[0] == "rightmost" else same[0]
                 assert len(same) == 1 or subject[0] in ("leftmost", "rightmost")
                 assert ex.target_value == obj["colour"]
@@ -187,3 +189,13 @@ def test_families_without_what_they_need_are_dropped_with_a_reason():
         select({"actoin": 1}, set())
     with pytest.raises(ValueError, match="weight must be >= 0"):
         select({"action": -1}, set())
+
+
+def test_speech_prob_resplits_the_action_weight():
+    from training.mixture import mixture_weights
+
+    w = mixture_weights({"action": 4.0, "action_speech": 1.0, "caption": 1.0}, speech_prob=0.3)
+    assert w == pytest.approx({"action": 3.5, "action_speech": 1.5, "caption": 1.0})
+    assert mixture_weights({"action": 4.0}, None) == {"action": 4.0}
+    with pytest.raises(ValueError, match="speech_prob must be in"):
+        mixture_weights({"action": 1.0}, 1.5)

@@ -1,4 +1,4 @@
-""""What is the robot doing?" from image history: the answer is the episode's instruction as an activity."""
+""" "What is the robot doing?" from image history: the answer is the episode's instruction as an activity."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _word(w: str) -> str:
 
 
 def activity_from_instruction(instruction: str) -> str:
-    """"pick the cube and drop it in the box" -> "The robot is picking the cube and dropping it in the box."."""
+    """ "pick the cube and drop it in the box" -> "The robot is picking the cube and dropping it in the box."."""
     words = instruction.strip().rstrip(".!").split()
     if not words:
         return "The robot is idle."

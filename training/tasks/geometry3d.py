@@ -14,7 +14,15 @@ import numpy as np
 from model.example import Example
 from model.tokenizers.locations import LocationTokenizer
 from training.episodes import EpisodeData
-from training.tasks.base import ANNOTATIONS, TaskContext, TaskFamily, frame, object_name, unique_names, visible_objects
+from training.tasks.base import (
+    ANNOTATIONS,
+    TaskContext,
+    TaskFamily,
+    frame,
+    object_name,
+    unique_names,
+    visible_objects,
+)
 from training.tasks.templates import prompt
 
 LOCATIONS = LocationTokenizer()
@@ -71,7 +79,9 @@ def cuboid_tokens(obj: dict, camera: dict, hw: tuple[int, int]) -> str:
 
 def camera_tokens(camera: dict) -> str:
     pos, rot, _ = camera_matrix(camera)
-    return "".join([value_token(v, POSITION_RANGE) for v in pos] + [value_token(v, UNIT_RANGE) for v in rot6d(rot)])
+    return "".join(
+        [value_token(v, POSITION_RANGE) for v in pos] + [value_token(v, UNIT_RANGE) for v in rot6d(rot)]
+    )
 
 
 def _camera(ep: EpisodeData, t: int) -> dict | None:
@@ -91,7 +101,13 @@ def make_boxes3d(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCon
         target_value=cuboid_tokens(o, camera, image.shape[:2]),
         text=prompt("boxes3d", rng, name=object_name(o)),
         image=image,
-        meta={"task": "boxes3d", "name": object_name(o), "source": ep.source, "episode": ep.index, "frame": t},
+        meta={
+            "task": "boxes3d",
+            "name": object_name(o),
+            "source": ep.source,
+            "episode": ep.index,
+            "frame": t,
+        },
     )
 
 

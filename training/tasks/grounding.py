@@ -11,7 +11,15 @@ import numpy as np
 from model.example import Example
 from model.tokenizers.locations import LocationTokenizer
 from training.episodes import EpisodeData
-from training.tasks.base import ANNOTATIONS, TaskContext, TaskFamily, frame, object_name, unique_names, visible_objects
+from training.tasks.base import (
+    ANNOTATIONS,
+    TaskContext,
+    TaskFamily,
+    frame,
+    object_name,
+    unique_names,
+    visible_objects,
+)
 from training.tasks.templates import prompt
 
 LOCATIONS = LocationTokenizer()

@@ -36,7 +36,11 @@ TEMPLATES: dict[str, list[str]] = {
         "Find the {name} in the image.",
         "Box the {name}.",
     ],
-    "pointing": ["Point to the {name}.", "Where exactly is the {name}? Give a point.", "Click on the {name}."],
+    "pointing": [
+        "Point to the {name}.",
+        "Where exactly is the {name}? Give a point.",
+        "Click on the {name}.",
+    ],
     "boxes3d": [
         "Give the 3D bounding box of the {name}.",
         "Where is the {name} in 3D?",

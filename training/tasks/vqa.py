@@ -10,7 +10,15 @@ import numpy as np
 
 from model.example import Example
 from training.episodes import EpisodeData
-from training.tasks.base import ANNOTATIONS, TaskContext, TaskFamily, frame, object_name, unique_names, visible_objects
+from training.tasks.base import (
+    ANNOTATIONS,
+    TaskContext,
+    TaskFamily,
+    frame,
+    object_name,
+    unique_names,
+    visible_objects,
+)
 from training.tasks.templates import prompt
 
 NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
@@ -22,7 +30,7 @@ def _centre(o: dict) -> tuple[float, float]:
 
 
 def colour_question(objs, rng, width, height):
-    """"What colour is the cube?"; with several cubes, ask about the leftmost or the rightmost one."""
+    """ "What colour is the cube?"; with several cubes, ask about the leftmost or the rightmost one."""
     coloured = [o for o in objs if o.get("colour") and o.get("shape")]
     shapes = sorted({o["shape"] for o in coloured})
     if not shapes:
@@ -61,7 +69,9 @@ def relation_question(objs, rng, width, height):
     if abs(ay - by) < 2:
         return None
     nearer = a if ay > by else b
-    return f"Which is nearer to the camera, the {object_name(a)} or the {object_name(b)}?", object_name(nearer)
+    return f"Which is nearer to the camera, the {object_name(a)} or the {object_name(b)}?", object_name(
+        nearer
+    )
 
 
 def position_question(objs, rng, width, height):
