@@ -72,6 +72,7 @@ def main() -> None:
         calls_per_s, n = rate(lambda: policy.predict_action_chunk(obs[0]), args.seconds)
         results["inference_calls_per_s"] = calls_per_s
         results["chunk_size"] = policy.chunk_size
+        results["policy_threads"] = policy.config.threads  # intra-op threads inside each model call
         results["chunking_speedup"] = (
             results["chunking"]["actions_per_s"] / results["no_chunking"]["actions_per_s"]
         )

@@ -88,15 +88,19 @@ def main(argv=None) -> int:
     ckpt = Path(args.checkpoint or cfg.out_dir)
     model = ImageVQGAN.from_pretrained(ckpt)
     d = cfg.data
-    heldout = np.concatenate(
-        [
-            load_frames(s, d.heldout_episodes, d.steps_per_episode, d.frame_size, d.heldout_seed, d.cache_dir)
-            for s in d.sources
-        ]
-    )
+    per_source = {
+        s: load_frames(s, d.heldout_episodes, d.steps_per_episode, d.frame_size, d.heldout_seed, d.cache_dir)
+        for s in d.sources
+    }
+    heldout = np.concatenate(list(per_source.values()))
     start = time.time()
     metrics = evaluate_image(model, heldout, sizes=(64, 128))
     metrics["eval_seconds"] = time.time() - start
+    by_source = (
+        {s: evaluate_image(model, f, sizes=(64, 128)) for s, f in per_source.items()}
+        if len(per_source) > 1
+        else {}
+    )
     ceiling = next_frame_ceiling(model) if args.next_frame else None
     train_log = ckpt / "metrics.json"
     training = json.loads(train_log.read_text())["final"] if train_log.is_file() else {}
@@ -128,6 +132,7 @@ def main(argv=None) -> int:
             min(metrics["psnr_64"], metrics["psnr_128"]) >= TARGET_PSNR
             and metrics["codebook_usage"] >= TARGET_USAGE
         ),
+        "by_source": by_source,
         "next_frame_tabletop": ceiling,
         "training": training,
         "grid_png": str(grid_path.relative_to(RESULTS.parent.parent)),
@@ -139,6 +144,10 @@ def main(argv=None) -> int:
     print(f"PSNR 64x64:  {metrics['psnr_64']:.2f} dB   (target >= {TARGET_PSNR})")
     print(f"PSNR 128x128: {metrics['psnr_128']:.2f} dB  (target >= {TARGET_PSNR})")
     print(f"codebook usage: {metrics['codebook_usage']:.1%}  (target >= {TARGET_USAGE:.0%})")
+    for src, m in by_source.items():
+        print(
+            f"  {src}: PSNR 64 {m['psnr_64']:.2f} dB, 128 {m['psnr_128']:.2f} dB, usage {m['codebook_usage']:.1%}"
+        )
     if ceiling:
         print(
             f"next frame (tabletop {ceiling['size']}px, {ceiling['pairs']} pairs): copy-last {ceiling['copy_last_frame_psnr']:.2f} dB, "

@@ -44,7 +44,8 @@ class FrameCache:
     ) -> torch.Tensor:
         """``compute(frames)`` (N, ...) -> (N, ...), running it only on the frames not cached yet."""
         cache = self._tables[table]
-        keys = [(tuple(f.shape), f.numpy().tobytes()) for f in frames]
+        # Raw bytes (any dtype, any device) plus the shape: equal keys mean equal inputs.
+        keys = [(tuple(f.shape), f.contiguous().view(torch.uint8).cpu().numpy().tobytes()) for f in frames]
         missing = [i for i, k in enumerate(keys) if k not in cache]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)

@@ -31,9 +31,11 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """fp32 out whatever comes in: bf16 mean-of-squares loses the small components, and the
-        consumers either want fp32 (attention) or cast anyway (autocast linears)."""
-        return F.rms_norm(x.float(), (x.shape[-1],), self.weight, self.eps)
+        """Normalise in fp32 (bf16 mean-of-squares loses the small components). The result is
+        fp32 under autocast (fp32 weights): consumers want fp32 (attention) or cast anyway
+        (autocast linears), so no round trip through bf16; a model cast to bf16 stays bf16."""
+        out = F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps)
+        return out.to(torch.promote_types(x.dtype, self.weight.dtype))
 
 
 # -- rotary position embeddings ---------------------------------------------------------------

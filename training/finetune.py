@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 from training.checkpoint import TRAIN_CONFIG
@@ -59,9 +60,15 @@ def finetune_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from training.trainer import train
+    from training.config import ConfigError
+    from training.episodes import DatasetError
+    from training.trainer import CheckpointExistsError, train
 
-    final = train(finetune_config(args))
+    try:
+        final = train(finetune_config(args))
+    except (ConfigError, DatasetError, CheckpointExistsError, FileNotFoundError) as e:
+        print(f"uio2 finetune: error: {e}", file=sys.stderr)  # what and where, no traceback
+        return 2
     if os.environ.get("LOCAL_RANK", "0") == "0":
         print(f"checkpoint: {final}")
     return 0

@@ -10,11 +10,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 import yaml
 
 from training.config import ConfigError, load_config
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from training.episodes import DatasetError
+    from training.trainer import CheckpointExistsError
+
+    return (ConfigError, DatasetError, CheckpointExistsError)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"out_dir={args.out_dir}")
     if args.no_resume:
         overrides.append("resume=false")
-    cfg = load_config(TrainConfig, args.config, overrides)
-    final = train(cfg)
+    try:
+        final = train(load_config(TrainConfig, args.config, overrides))
+    except _user_errors() as e:  # bad config or data: say what and where, no traceback
+        print(f"uio2 train: error: {e}", file=sys.stderr)
+        return 2
     if os.environ.get("LOCAL_RANK", "0") == "0":  # DDP: every rank returns; one prints
         print(f"checkpoint: {final}")
     return 0

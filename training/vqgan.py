@@ -68,6 +68,9 @@ class VQGANTrainConfig:
     gan_start: int = 2000
     bf16: bool = True
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+    init_from: str | None = (
+        None  # a save_pretrained dir to continue from (weights and codebook; fresh optimiser)
+    )
     seed: int = 0
     log_every: int = 50
     eval_every: int = 1000
@@ -229,6 +232,8 @@ def train_vqgan(cfg: VQGANTrainConfig) -> dict:
     """Train, evaluate on held-out data, save to cfg.out_dir; returns the final metrics (also metrics.json)."""
     torch.manual_seed(cfg.seed)
     model, batches, heldout, evaluate = build_data(cfg)
+    if cfg.init_from:
+        model.load_state_dict(type(model).from_pretrained(cfg.init_from).state_dict())
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     )

@@ -19,7 +19,7 @@ def test_encoded_example_layout(processor, examples, tiny_config):
     assert e.audio.shape == (128, 256) and e.state.shape == (tiny_config.max_state_dim,)
     start, end = processor.vocab.output_range("action")
     assert len(e.target_ids) == 16 and ((e.target_ids >= start) & (e.target_ids < end)).all()
-    n = len(e.text_ids) + 16 + 2 * 32 + 128 + 1
+    n = len(e.text_ids) + 16 + 2 * tiny_config.image_history_latents + 128 + 1
     assert encoder_length(e, tiny_config) == n
 
 

@@ -210,3 +210,24 @@ def test_shipped_configs_fit_the_tiny_model():
     assert audio.model.codebook_size == tiny.audio_codebook_size and audio.model.in_channels == 1
     f = audio.model.downsample_factor
     assert (tiny.audio_mels // f) * (tiny.audio_frames // f) == tiny.audio_target_tokens
+
+
+def test_patch_gan_term_runs_and_keeps_the_loss_finite(tmp_path):
+    frames = tmp_path / "frames.npz"
+    np.savez(frames, frames=_images(8, 32, seed=2))
+    cfg = VQGANTrainConfig(
+        kind="image",
+        model=VQGANConfig.preset("test", codebook_size=32),
+        data=VQGANDataConfig(sources=[str(frames)], frame_size=32, crop_size=32, cache_dir=str(tmp_path)),
+        steps=6,
+        batch_size=4,
+        gan_weight=0.1,
+        gan_start=2,
+        log_every=1,
+        eval_every=0,
+        out_dir=str(tmp_path / "run"),
+        progress=False,
+    )
+    train_vqgan(cfg)
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    assert len(history) == 6 and all(np.isfinite(h["loss"]) for h in history)

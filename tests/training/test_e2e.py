@@ -32,7 +32,8 @@ def test_tiny_training_loss_falls(tmp_path, rollouts, make_config):
     before = mean_loss(run.model, batches)
     final = fit(run)
     after = mean_loss(run.model, batches)
-    assert after < 0.6 * before, f"loss on the first batches went from {before:.2f} to {after:.2f}"
+    # Measured here: 6.39 -> 3.60 (bf16, 30 steps); at least 30% down leaves room for other CPUs' rounding.
+    assert after < 0.7 * before, f"loss on the first batches went from {before:.2f} to {after:.2f}"
 
     curve = np.array([r["loss"] for r in read_losses(tmp_path)])
     assert len(curve) == 30 and np.isfinite(curve).all()
