@@ -1,6 +1,6 @@
 """Packing benchmark: useful (non-pad) tokens per second, packed vs padded to the batch maximum.
 
-    python benchmarks/packing.py [--steps 6] [--batch 32] [--preset tiny] [--precision bf16]
+    python benchmarks/packing.py [--steps 20] [--batch 32] [--preset tiny] [--precision bf16] [--threads 1]
 
 Both layouts train on the *same* encoded examples of the default task mixture (live
 expert rollouts of our suite), alternating step by step in one process so that a
@@ -130,6 +130,7 @@ def run(args) -> dict:
         "batch_examples": args.batch,
         "timed_steps_per_layout": args.steps,
         "precision": args.precision,
+        "torch_threads": torch.get_num_threads(),
         "device": args.device
         if args.device != "cpu"
         else f"cpu ({os.cpu_count()} cores, {platform.machine()})",
@@ -152,9 +153,16 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads (1 on a shared CPU: oversubscription swamps timings)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("overrides", nargs="*", help="TrainConfig overrides, e.g. data.episodes_per_env=2")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

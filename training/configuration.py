@@ -103,6 +103,9 @@ class TrainerConfig:
     log_every_n_steps: int = 5
     checkpoint_every_n_steps: int = 100
     progress_bar: bool = True
+    # torch intra-op CPU threads (None = torch's default). 1 on a shared CPU: oversubscribed threads
+    # made tiny-model steps 5-30x slower here (tests/conftest.py sets 1 for the same reason).
+    num_threads: int | None = None
     freeze_encoders: bool = (
         False  # fine-tuning: keep the input encoders (ViT, AST) fixed, as UIO-2 froze its ViT
     )

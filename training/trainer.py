@@ -140,6 +140,8 @@ def prepare(
 ) -> Run:
     """Build everything for a run without training (``train`` = ``prepare`` + ``fit``)."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
     out = Path(cfg.out_dir)
     root = out / "checkpoints"
     existing = latest_checkpoint(root)
