@@ -131,6 +131,7 @@ def run(args) -> dict:
         "timed_steps_per_layout": args.steps,
         "precision": args.precision,
         "torch_threads": torch.get_num_threads(),
+        "overrides": list(args.overrides),
         "device": args.device
         if args.device != "cpu"
         else f"cpu ({os.cpu_count()} cores, {platform.machine()})",

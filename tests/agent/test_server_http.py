@@ -96,7 +96,9 @@ def test_text_and_box_endpoints(http, policy):
         obs, "text", "describe the task"
     )
     box = http.post("/v1/boxes", json=body(policy, name="red cube")).json()["box"]
-    assert len(box) == 4 and np.allclose(box, policy.locate(obs, "red cube"))
+    # An untrained model may decode no box at all; either way the server must match the local policy.
+    expected = policy.locate(obs, "red cube")
+    assert len(box) == len(expected) and len(box) in (0, 4) and np.allclose(box, expected)
 
 
 def test_image_and_speech_need_the_checkpoints_tokenizers(http, policy):

@@ -40,7 +40,7 @@ def small_config(out_dir, *overrides: str) -> TrainConfig:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_config():
     """small_config as a fixture (test modules cannot import this conftest by name)."""
     return small_config
