@@ -76,3 +76,31 @@ def test_cli_writes_boxes_json(tiny_checkpoint, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "boxes" in json.loads(out.read_text())
+
+
+def test_cli_writes_png_and_wav_with_the_checkpoints_vqgans(tiny_checkpoint, tmp_path):
+    """A checkpoint that carries VQ-GAN tokenizers (here untrained) generates a valid PNG and WAV."""
+    import wave
+
+    from model.audio_vqgan import AudioVQGAN, audio_config
+    from model.checkpoint import load_pretrained
+    from model.image_io import read_png
+    from model.vqgan import ImageVQGAN, VQGANConfig
+
+    model, processor = load_pretrained(tiny_checkpoint)
+    cfg = model.config
+    processor.image_tokenizer = ImageVQGAN(VQGANConfig.preset("test", codebook_size=cfg.image_codebook_size))
+    processor.audio_tokenizer = AudioVQGAN(audio_config("test", codebook_size=cfg.audio_codebook_size))
+    ckpt = model.save_pretrained(tmp_path / "with_vq", processor)
+    for target, name in [("image", "next.png"), ("audio", "speech.wav")]:
+        out = tmp_path / name
+        proc = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "generate", "--checkpoint", str(ckpt), "--target", target,
+             "--prompt", "open the drawer", "--out", str(out)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    image = read_png(tmp_path / "next.png")
+    assert image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] == cfg.image_target_size
+    with wave.open(str(tmp_path / "speech.wav")) as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getnframes() > 16000
