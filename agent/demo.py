@@ -27,7 +27,7 @@ class DemoConfig:
     out: str = "runs/demo"
     env: str = "tabletop"  # or "metaworld" (tasks then are Meta-World names, e.g. MT10's)
     tasks: list[str] = field(default_factory=lambda: list(SUITE_TASKS))
-    episodes_per_task: int = 30  # expert demonstrations per task
+    episodes_per_task: int = 100  # expert demonstrations per task (cheap: 5-10 episodes/s)
     image_size: int = 64
     train_config: str = "configs/demo_train.yaml"
     train_overrides: list[str] = field(default_factory=list)
