@@ -32,18 +32,20 @@ def _cache_dir() -> Path | None:
     return path if os.access(path, os.W_OK) else None
 
 
-def synthesize(text: str, voice: str = VOICES[0], speed: int = SPEEDS[1]) -> np.ndarray:
+def synthesize(text: str, voice: str = VOICES[0], speed: int = SPEEDS[1], pitch: int = 50) -> np.ndarray:
     """The waveform of ``text`` spoken by espeak-ng: (N,) float32 in [-1, 1] at 16 kHz (a read-only array)."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"text must be a non-empty string, got {text!r}")
     if not isinstance(speed, int | np.integer) or not 80 <= speed <= 450:
         raise ValueError(f"speed must be an int in [80, 450] words per minute, got {speed!r}")
-    return _synthesize(text, str(voice), int(speed))
+    if not isinstance(pitch, int | np.integer) or not 0 <= pitch <= 99:
+        raise ValueError(f"pitch must be an int in [0, 99], got {pitch!r}")
+    return _synthesize(text, str(voice), int(speed), int(pitch))
 
 
 @lru_cache(maxsize=4096)
-def _synthesize(text: str, voice: str, speed: int) -> np.ndarray:
-    key = hashlib.sha1(f"{voice}|{speed}|{text}".encode()).hexdigest()
+def _synthesize(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
+    key = hashlib.sha1(f"{voice}|{speed}|{pitch}|{text}".encode()).hexdigest()
     cache = _cache_dir()
     file = cache / f"{key}.npy" if cache else None
     if file is not None and file.exists():
@@ -53,7 +55,7 @@ def _synthesize(text: str, voice: str, speed: int) -> np.ndarray:
             return wave
         except (OSError, ValueError):
             pass  # a torn file from a killed writer: synthesize again
-    wave = _espeak(text, voice, speed)
+    wave = _espeak(text, voice, speed, pitch)
     if file is not None:
         tmp = file.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, wave)
@@ -62,11 +64,13 @@ def _synthesize(text: str, voice: str, speed: int) -> np.ndarray:
     return wave
 
 
-def _espeak(text: str, voice: str, speed: int) -> np.ndarray:
+def _espeak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
     wav = subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=True
+        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
+        capture_output=True,
+        check=True,
     ).stdout
     if shutil.which("sox"):
         raw = subprocess.run(

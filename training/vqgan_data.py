@@ -9,13 +9,11 @@ comes from espeak-ng over many voices, speeds, pitches and sentences. Both are c
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from model.audio import SAMPLE_RATE, fit_clip, read_wav
+from model.audio import fit_clip
 
 METAWORLD_TASKS = (
     "reach-v3", "push-v3", "pick-place-v3", "drawer-open-v3", "button-press-topdown-v3",
@@ -139,16 +137,10 @@ def make_sentences(n: int, seed: int) -> list[str]:
 
 
 def espeak(text: str, voice: str = "en-us", speed: int = 160, pitch: int = 50) -> np.ndarray:
-    """Synthesise ``text`` with espeak-ng and resample to 16 kHz with sox -> (N,) float32."""
-    with tempfile.TemporaryDirectory() as tmp:
-        raw, wav = Path(tmp) / "raw.wav", Path(tmp) / "16k.wav"
-        with open(raw, "wb") as f:
-            subprocess.run(
-                ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text],
-                stdout=f, check=True,
-            )  # fmt: skip
-        subprocess.run(["sox", "-V1", str(raw), "-r", str(SAMPLE_RATE), str(wav)], check=True)
-        return read_wav(wav)
+    """``text`` spoken by espeak-ng at 16 kHz -> (N,) float32 (envs.speech's cached synthesiser)."""
+    from envs.speech import synthesize
+
+    return np.array(synthesize(text, voice, speed, pitch))
 
 
 def load_speech(n_clips: int, seed: int, cache_dir) -> tuple[np.ndarray, list[str]]:
