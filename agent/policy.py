@@ -28,7 +28,7 @@ import torch
 
 from agent.action_processing import ActionQueue, TemporalEnsembler, make_safe
 from model.checkpoint import load_pretrained
-from model.example import AUDIO_SAMPLE_RATE, Example
+from model.example import AUDIO_SAMPLE_RATE, Example, check_image
 from model.frame_cache import FrameCache
 
 POLICY_FILE = "policy.json"
@@ -228,18 +228,7 @@ class Policy:
                 f"observation lacks camera {self.config.camera!r} under 'images' (cameras given: {have})"
             )
         frame = images[self.config.camera]
-        if not (
-            isinstance(frame, np.ndarray)
-            and frame.ndim == 3
-            and frame.shape[-1] == 3
-            and frame.dtype == np.uint8
-        ):
-            got = (
-                f"{tuple(frame.shape)} {frame.dtype}"
-                if isinstance(frame, np.ndarray)
-                else type(frame).__name__
-            )
-            raise ValueError(f"images[{self.config.camera!r}] must be HxWx3 uint8, got {got}")
+        check_image(frame, f"images[{self.config.camera!r}]")
         return frame
 
     def _state(self, observation: dict) -> np.ndarray | None:

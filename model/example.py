@@ -43,7 +43,7 @@ class Example:
         if self.target not in TARGET_MODALITIES:
             raise ValueError(f"target must be one of {TARGET_MODALITIES}, got {self.target!r}")
         if self.image is not None:
-            _check_image(self.image, "image")
+            check_image(self.image, "image")
         if self.image_history is not None:
             h = self.image_history
             if not (isinstance(h, np.ndarray) and h.ndim == 4 and h.shape[-1] == 3 and h.dtype == np.uint8):
@@ -63,7 +63,7 @@ class Example:
             if not isinstance(v, str):
                 raise ValueError(f"a text target must be a str, got {type(v).__name__}")
         elif self.target == "image":
-            _check_image(v, "target image")
+            check_image(v, "target image")
         elif self.target == "audio":
             _check_audio(v, "target audio")
         elif self.target == "action":
@@ -79,7 +79,8 @@ def _describe(x: Any) -> str:
     return type(x).__name__
 
 
-def _check_image(x: Any, name: str) -> None:
+def check_image(x: Any, name: str = "image") -> None:
+    """Raise ValueError unless ``x`` is an (H, W, 3) uint8 image, naming its shape and dtype."""
     if not (isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[-1] == 3 and x.dtype == np.uint8):
         raise ValueError(f"{name} must be HxWx3 uint8, got {_describe(x)}")
 

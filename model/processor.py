@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from model import audio as audio_lib
 from model.configuration import ModelConfig
-from model.example import AUDIO_SAMPLE_RATE, Example
+from model.example import AUDIO_SAMPLE_RATE, Example, check_image
 from model.tokenizers.actions import ActionStats, ActionTokenizer
 from model.tokenizers.locations import LocationTokenizer
 from model.tokenizers.text import TextTokenizer, UnifiedTextCodec
@@ -112,18 +112,7 @@ class Processor:
 
     def image_tensor(self, image: np.ndarray, name: str = "image", size: int | None = None) -> torch.Tensor:
         """(H, W, 3) uint8 -> (3, S, S) float32 in [-1, 1], resized to the model's image size."""
-        if not (
-            isinstance(image, np.ndarray)
-            and image.ndim == 3
-            and image.shape[-1] == 3
-            and image.dtype == np.uint8
-        ):
-            got = (
-                f"{tuple(image.shape)} {image.dtype}"
-                if isinstance(image, np.ndarray)
-                else type(image).__name__
-            )
-            raise ValueError(f"{name} must be HxWx3 uint8, got {got}")
+        check_image(image, name)
         return self._resize(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None], size)[0]
 
     def _resize(self, x_uint8: torch.Tensor, size: int | None) -> torch.Tensor:

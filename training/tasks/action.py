@@ -10,12 +10,8 @@ import numpy as np
 
 from model.example import Example
 from training.episodes import EpisodeData
-from training.tasks.base import SPEECH, TaskContext, TaskFamily, action_chunk, frame, history, speech_of
+from training.tasks.base import SPEECH, TaskContext, TaskFamily, action_chunk, frame, history, meta, speech_of
 from training.tasks.templates import prompt
-
-
-def _meta(ep: EpisodeData, t: int, task: str) -> dict:
-    return {"task": task, "source": ep.source, "episode": ep.index, "frame": t, "env_task": ep.task}
 
 
 def make_action(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> Example | None:
@@ -28,7 +24,7 @@ def make_action(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCont
         image=frame(ep, t),
         image_history=history(ep, t, ctx.history),
         state=ep.state[t].astype(np.float32),
-        meta=_meta(ep, t, "action"),
+        meta=meta(ep, t, "action", env_task=ep.task),
     )
 
 
@@ -44,7 +40,7 @@ def make_action_speech(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
         image_history=history(ep, t, ctx.history),
         audio=audio,
         state=ep.state[t].astype(np.float32),
-        meta=_meta(ep, t, "action_speech"),
+        meta=meta(ep, t, "action_speech", env_task=ep.task),
     )
 
 

@@ -42,6 +42,11 @@ class TaskFamily:
     target: str = "text"
 
 
+def meta(ep: EpisodeData, t: int, task: str, **extra) -> dict:
+    """The metadata every generated example carries: its family and where in which episode it came from."""
+    return {"task": task, "source": ep.source, "episode": ep.index, "frame": t, **extra}
+
+
 def frame(ep: EpisodeData, t: int) -> np.ndarray:
     return ep.images[ep.main_camera][t]
 

@@ -16,6 +16,7 @@ from training.tasks.base import (
     TaskContext,
     TaskFamily,
     frame,
+    meta,
     object_name,
     unique_names,
     visible_objects,
@@ -23,10 +24,6 @@ from training.tasks.base import (
 from training.tasks.templates import prompt
 
 LOCATIONS = LocationTokenizer()
-
-
-def _meta(ep: EpisodeData, t: int, task: str, **extra) -> dict:
-    return {"task": task, "source": ep.source, "episode": ep.index, "frame": t, **extra}
 
 
 def make_refexp(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> Example | None:
@@ -40,7 +37,7 @@ def make_refexp(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCont
         target_value=LOCATIONS.encode_box(o["box"], image.shape[:2]),
         text=prompt("refexp", rng, name=object_name(o)),
         image=image,
-        meta=_meta(ep, t, "refexp", name=object_name(o), box=[float(v) for v in o["box"]]),
+        meta=meta(ep, t, "refexp", name=object_name(o), box=[float(v) for v in o["box"]]),
     )
 
 
@@ -55,7 +52,7 @@ def make_pointing(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCo
         target_value=LOCATIONS.encode_point(o["point"], image.shape[:2]),
         text=prompt("pointing", rng, name=object_name(o)),
         image=image,
-        meta=_meta(ep, t, "pointing", name=object_name(o), point=[float(v) for v in o["point"]]),
+        meta=meta(ep, t, "pointing", name=object_name(o), point=[float(v) for v in o["point"]]),
     )
 
 
@@ -71,7 +68,7 @@ def make_detection(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskC
         target_value=answer,
         text=prompt("detection", rng),
         image=image,
-        meta=_meta(ep, t, "detection", count=len(objs)),
+        meta=meta(ep, t, "detection", count=len(objs)),
     )
 
 
