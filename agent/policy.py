@@ -28,7 +28,7 @@ import torch
 
 from agent.action_processing import ActionQueue, TemporalEnsembler, make_safe
 from model.checkpoint import load_pretrained
-from model.example import AUDIO_SAMPLE_RATE, Example, check_image
+from model.example import AUDIO_SAMPLE_RATE, Example, check_image, select_state
 from model.frame_cache import FrameCache
 
 POLICY_FILE = "policy.json"
@@ -50,6 +50,7 @@ class PolicyConfig:
 
     camera: str = "scene"  # the camera whose frames are the model's image input
     history: int = 2  # previous frames given as image history (oldest first)
+    state_dims: list[int] | None = None  # the state features the model reads (None: all), as in training
     n_action_steps: int | None = None  # receding horizon; None: the whole chunk
     temporal_ensemble: bool = False  # ACT-style: re-plan every step and average overlapping chunks
     ensemble_coeff: float = 0.01
@@ -240,7 +241,7 @@ class Policy:
             raise ValueError(f"state must be a (S,) numeric array, got {state.shape} {state.dtype}")
         if not np.isfinite(state).all():
             raise ValueError(f"state must be finite, got {state.tolist()}")
-        return state.astype(np.float32)
+        return select_state(state, self.config.state_dims)
 
     def _speech(self, observation: dict) -> np.ndarray | None:
         speech = observation.get("speech")

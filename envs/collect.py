@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--segmentation", action="store_true", help="also record segmentation maps (tabletop only)"
     )
+    parser.add_argument(
+        "--action-noise",
+        type=float,
+        default=0.0,
+        help="DART: execute the expert's action plus Gaussian noise of this std, record the clean action",
+    )
     parser.add_argument("--keep-failures", action="store_true", help="also write episodes the expert failed")
     parser.add_argument(
         "--max-attempts",
@@ -85,7 +91,12 @@ def run(args: argparse.Namespace) -> int:
         with tqdm(total=args.episodes, desc=f"collect {args.env}", unit="ep", file=sys.stderr) as bar:
             while written < args.episodes and attempts < max_attempts:
                 ep = record_episode(
-                    env, expert, seed=seed, max_steps=args.max_steps, annotate=not args.no_annotations
+                    env,
+                    expert,
+                    seed=seed,
+                    max_steps=args.max_steps,
+                    annotate=not args.no_annotations,
+                    action_noise=getattr(args, "action_noise", 0.0),
                 )
                 seed += 1
                 attempts += 1

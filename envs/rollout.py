@@ -38,13 +38,25 @@ class Episode:
 
 
 def record_episode(
-    env, expert, seed: int | None = None, max_steps: int | None = None, annotate: bool = True
+    env,
+    expert,
+    seed: int | None = None,
+    max_steps: int | None = None,
+    annotate: bool = True,
+    action_noise: float = 0.0,
 ) -> Episode:
     """Roll out ``expert`` in ``env`` from ``reset(seed=seed)`` until it terminates, truncates or hits ``max_steps``.
 
     Works with any env of the observation contract; annotations are recorded where the env
-    provides ``annotations(camera)`` and ``annotate`` is set.
+    provides ``annotations(camera)`` and ``annotate`` is set. ``action_noise`` > 0 executes the
+    expert's action plus Gaussian noise of that standard deviation (in action units, clipped to the
+    action space) but records the expert's own action: DART (Laskey et al. 2017). The states then
+    cover the expert's corrections from off its path, and an action no longer follows from the
+    previous one (a cloned policy cannot just copy its last move).
     """
+    if not action_noise >= 0.0:
+        raise ValueError(f"action_noise must be >= 0 (a standard deviation), got {action_noise}")
+    noise_rng = np.random.default_rng(None if seed is None else seed + 7_777_777)
     obs, info = env.reset(seed=seed)
     expert.reset()
     u = env.unwrapped
@@ -67,7 +79,12 @@ def record_episode(
         if can_annotate:
             annotations.append({c: u.annotations(c) for c in cams})
         action = np.asarray(expert.act(obs), dtype=np.float32)
-        obs, reward, terminated, truncated, info = env.step(action)
+        executed = action
+        if action_noise > 0:
+            space = env.action_space
+            executed = action + noise_rng.normal(0.0, action_noise, action.shape).astype(np.float32)
+            executed = np.clip(executed, space.low, space.high).astype(np.float32)
+        obs, reward, terminated, truncated, info = env.step(executed)
         actions.append(action)
         rewards.append(reward)
         success = success or bool(info.get("is_success", False))
@@ -85,7 +102,10 @@ def record_episode(
         env_id=env.spec.id if env.spec else "",
         seed=seed,
         annotations=annotations,
-        meta={k: info[k] for k in ("voice", "speed") if k in info},
+        meta={
+            **{k: info[k] for k in ("voice", "speed") if k in info},
+            **({"action_noise": action_noise} if action_noise > 0 else {}),
+        },
         depth={c: np.stack(v) for c, v in maps["depth"].items()} if "depth" in maps else None,
         segmentation={c: np.stack(v) for c, v in maps["segmentation"].items()}
         if "segmentation" in maps

@@ -49,6 +49,12 @@ class ModelConfig:
     vit_layers: int = 4
     vit_heads: int = 3
     vit_mlp_dim: int = 256
+    # Learned absolute patch positions in the ViT and the AST, as in the CLIP ViT / AST UIO-2 starts
+    # from (model/encoders.py says why a policy needs them); False: 2D RoPE only.
+    absolute_patch_positions: bool = True
+    # A convolutional stem instead of the ViT's linear patch embedding (model/encoders.py, ConvStem):
+    # for ViTs trained from scratch on a CPU budget; the paper's sizes keep UIO-2's linear one.
+    image_conv_stem: bool = False
     # Fraction of image patches the encoder keeps while training (UIO-2 subsamples patches).
     image_patch_keep: float = 1.0
 

@@ -90,3 +90,14 @@ def _check_audio(x: Any, name: str) -> None:
         raise ValueError(
             f"{name} must be a (N,) float waveform at {AUDIO_SAMPLE_RATE} Hz, got {_describe(x)}"
         )
+
+
+def select_state(state: np.ndarray, dims) -> np.ndarray:
+    """``state[dims]`` (all of it when ``dims`` is None), with an error naming a dim the state lacks."""
+    state = np.asarray(state, np.float32)
+    if dims is None:
+        return state
+    bad = [d for d in dims if not -len(state) <= d < len(state)]
+    if bad:
+        raise ValueError(f"state_dims {list(dims)} name {bad}, but the state has {len(state)} features")
+    return state[list(dims)]

@@ -51,12 +51,15 @@ class UnifiedIO(nn.Module):
         self.encoder_modality = nn.Embedding(len(ENC_KINDS), d)
         self.decoder_modality = nn.Embedding(len(DEC_MODALITY) + 1, d)
 
+        absolute = c.absolute_patch_positions
         self.vit = PatchEncoder(
-            3, c.patch_size, c.vit_dim, c.vit_layers, c.vit_heads, c.vit_mlp_dim, d, eps, c.rope_base
-        )
+            3, c.patch_size, c.vit_dim, c.vit_layers, c.vit_heads, c.vit_mlp_dim, d, eps, c.rope_base,
+            grid=(c.image_grid, c.image_grid) if absolute else None, conv_stem=c.image_conv_stem,
+        )  # fmt: skip
         self.ast = PatchEncoder(
-            1, c.audio_patch_size, c.ast_dim, c.ast_layers, c.ast_heads, c.ast_mlp_dim, d, eps, c.rope_base
-        )
+            1, c.audio_patch_size, c.ast_dim, c.ast_layers, c.ast_heads, c.ast_mlp_dim, d, eps, c.rope_base,
+            grid=c.audio_grid if absolute else None,
+        )  # fmt: skip
         self.image_resampler = PerceiverResampler(
             2 * c.vit_dim,
             c.vit_dim,

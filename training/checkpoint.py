@@ -4,6 +4,7 @@
                                         action_stats.json  (UnifiedIO.from_pretrained reads these)
                                         trainer_state.ckpt (optimiser, schedule, loops, data position)
                                         train_config.yaml
+                                        policy.json (how the model was fed: camera, history, state)
     out_dir/checkpoints/LAST            the name of the newest complete checkpoint
 
 A checkpoint is built in a hidden temporary folder and renamed into place only when
@@ -15,6 +16,7 @@ after the new one is whole.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -29,6 +31,12 @@ log = logging.getLogger(__name__)
 TRAINER_STATE = "trainer_state.ckpt"
 TRAIN_CONFIG = "train_config.yaml"
 LAST = "LAST"
+POLICY_FILE = "policy.json"  # agent.policy.PolicyConfig's file: a policy feeds the model as training did
+
+
+def policy_defaults(cfg) -> dict:
+    """The PolicyConfig fields a training run fixes: which camera, how much history, which state features."""
+    return {"camera": cfg.data.camera, "history": cfg.data.history, "state_dims": cfg.data.state_dims}
 
 
 def step_dir(root: Path, step: int) -> Path:
@@ -110,6 +118,7 @@ class PretrainedCheckpoint(L.Callback):
                 self.save_pretrained(tmp)
                 if self.cfg is not None:
                     save_config(self.cfg, tmp / TRAIN_CONFIG)
+                    (tmp / POLICY_FILE).write_text(json.dumps(policy_defaults(self.cfg), indent=2))
                 _publish(tmp, final)
                 _write_atomic(self.root / LAST, final.name)
                 log.info("checkpoint written: %s", final)

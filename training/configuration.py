@@ -60,6 +60,8 @@ class DataConfig:
     # Task family -> relative weight (see training/tasks/__init__.py for the families).
     mixture: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIXTURE))
     history: int = 2  # previous frames given as image_history
+    # Indices of the state features the model reads (None: all); saved in the checkpoint's policy.json.
+    state_dims: list[int] | None = None
     # K future actions per target; None = the model preset's action_chunk_size (must match a loaded checkpoint's).
     chunk_size: int | None = None
     # Share of action examples whose instruction is spoken; None = the mixture's action/action_speech weights.

@@ -63,6 +63,18 @@ def capabilities(episodes: list[EpisodeData], processor: Processor, synthesize: 
     return caps
 
 
+def task_context(cfg: TrainConfig, episodes, processor: Processor, synthesize) -> TaskContext:
+    """What the task families of this run share: history, chunk size, capabilities, state features."""
+    dims = cfg.data.state_dims
+    return TaskContext(
+        history=min(cfg.data.history, processor.config.max_image_history),
+        chunk_size=processor.config.action_chunk_size,
+        capabilities=capabilities(episodes, processor, synthesize),
+        synthesize=synthesize,
+        state_dims=tuple(dims) if dims is not None else None,
+    )
+
+
 def default_denoiser(cfg: TrainConfig) -> Denoiser:
     """training/denoisers.py's mixture of denoisers with the config's weights and fraction."""
     from training.denoisers import denoise
@@ -146,12 +158,7 @@ class UIO2DataModule(L.LightningDataModule):
                 f"data.chunk_size={k} but the model predicts chunks of {processor.config.action_chunk_size} actions"
             )
         self.denoiser = default_denoiser(cfg) if denoiser == "default" else denoiser
-        ctx = TaskContext(
-            history=min(cfg.data.history, processor.config.max_image_history),
-            chunk_size=processor.config.action_chunk_size,
-            capabilities=capabilities(self.episodes, processor, synthesize),
-            synthesize=synthesize,
-        )
+        ctx = task_context(cfg, self.episodes, processor, synthesize)
         weights = mixture_weights(cfg.data.mixture, cfg.data.speech_prob)
         self.mixture = TaskMixture(self.episodes, weights, ctx, seed=cfg.seed)
 

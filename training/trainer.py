@@ -26,13 +26,12 @@ from training.action_stats import check_action_stats, compute_action_stats
 from training.build import model_config, text_corpus, train_text_tokenizer
 from training.checkpoint import TRAINER_STATE, PretrainedCheckpoint, latest_checkpoint
 from training.configuration import TrainConfig
-from training.datamodule import UIO2DataModule, capabilities
+from training.datamodule import UIO2DataModule, task_context
 from training.episodes import EpisodeData
 from training.loggers import LossHistory, build_loggers
 from training.mixture import TaskMixture, mixture_weights
 from training.module import UIO2Module
 from training.samples import SampleLogger, fixed_examples
-from training.tasks.base import TaskContext
 
 log = logging.getLogger(__name__)
 ENCODER_PREFIXES = ("vit.", "ast.", "image_resampler.", "audio_resampler.")
@@ -75,12 +74,7 @@ def fresh_model(
     config = model_config(cfg.model, cfg.data.chunk_size)
     stats = compute_action_stats(episodes)
     bare = Processor(config, action_stats=stats, **_vq_tokenizers(cfg))
-    ctx = TaskContext(
-        history=min(cfg.data.history, config.max_image_history),
-        chunk_size=config.action_chunk_size,
-        capabilities=capabilities(episodes, bare, synthesize),
-        synthesize=synthesize,
-    )
+    ctx = task_context(cfg, episodes, bare, synthesize)
     # Another seed than the training stream's; quiet, as the data module logs the same dropped families.
     weights = mixture_weights(cfg.data.mixture, cfg.data.speech_prob)
     mixture = TaskMixture(episodes, weights, ctx, seed=cfg.seed + 7919, quiet=True)

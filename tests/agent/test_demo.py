@@ -25,3 +25,20 @@ def test_demo_quick_runs_every_stage(tmp_path):
     assert list((out / "eval_text" / "videos").glob("*.mp4"))
     assert list((out / "eval_speech" / "videos").glob("*.mp4"))
     assert "| **mean** |" in proc.stdout
+
+
+def test_a_rerun_reuses_its_demonstrations_and_never_mixes_in_others(tmp_path):
+    from agent.demo import COLLECT_STAMP, DemoConfig, collect
+
+    cfg = DemoConfig(out=str(tmp_path), tasks=["reach"], episodes_per_task=1, image_size=16)
+    dataset = tmp_path / "dataset"
+    first = collect(cfg, dataset)
+    assert not first["reused"] and (dataset / COLLECT_STAMP).exists()
+    again = collect(cfg, dataset)
+    assert again["reused"] and again["seconds"] == 0.0
+    other = DemoConfig(out=str(tmp_path), tasks=["reach"], episodes_per_task=2, image_size=16)
+    with pytest.raises(FileExistsError, match="other settings"):
+        collect(other, dataset)
+    from envs.dataset import LeRobotDataset
+
+    assert len(LeRobotDataset(dataset)) == 1  # nothing was appended

@@ -125,3 +125,15 @@ def test_other_outputs_from_the_same_model(policy):
     assert box == [] or (len(box) == 4 and all(0 <= v <= 64 for v in box))
     with pytest.raises(ValueError, match="object name"):
         policy.locate(obs, "  ")
+
+
+def test_state_dims_select_what_the_model_reads(tiny_checkpoint):
+    # A checkpoint trained without the velocities (data.state_dims) is fed the same features.
+    policy = Policy.from_pretrained(tiny_checkpoint, state_dims=[0, 1, 2, 6])
+    obs = observation()
+    example = policy._action_example(obs)
+    np.testing.assert_array_equal(example.state, obs["state"][[0, 1, 2, 6]])
+    assert np.isfinite(policy.select_action(obs)).all()
+    bad = Policy.from_pretrained(tiny_checkpoint, state_dims=[0, 9])
+    with pytest.raises(ValueError, match=r"state_dims \[0, 9\] name \[9\], but the state has 7"):
+        bad.select_action(obs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import envs
@@ -62,3 +63,18 @@ def test_get_expert_rejects_foreign_envs():
     env = gym.make("CartPole-v1")
     with pytest.raises(ValueError, match="CartPoleEnv"):
         get_expert(env)
+
+
+def test_dart_noise_records_the_expert_action_but_executes_a_perturbed_one():
+    env = TabletopEnv("reach", image_size=16, cameras=("scene",))
+    clean = record_episode(env, get_expert(env), seed=3, annotate=False)
+    noisy = record_episode(env, get_expert(env), seed=3, annotate=False, action_noise=0.5)
+    # Same start, same expert label; the perturbed execution then takes the arm elsewhere.
+    np.testing.assert_array_equal(noisy.action[0], clean.action[0])
+    assert not np.allclose(noisy.state[1], clean.state[1])
+    assert noisy.success and noisy.meta["action_noise"] == 0.5
+    # The labels stay the expert's: saturated moves and a +-1 gripper, never the noisy values.
+    assert np.all(np.abs(noisy.action) <= 1.0) and set(np.unique(noisy.action[:, 3])) <= {-1.0, 1.0}
+    with pytest.raises(ValueError, match="action_noise"):
+        record_episode(env, get_expert(env), seed=3, action_noise=-0.1)
+    env.close()

@@ -30,3 +30,14 @@ def test_valid_action_example():
 def test_bad_examples_name_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Example(**kwargs)
+
+
+def test_select_state():
+    from model.example import select_state
+
+    s = np.arange(8, dtype=np.float64)
+    np.testing.assert_array_equal(select_state(s, None), s)
+    out = select_state(s, (0, 1, 2, 6, 7))
+    assert out.dtype == np.float32 and out.tolist() == [0, 1, 2, 6, 7]
+    with pytest.raises(ValueError, match="state_dims"):
+        select_state(s, [8])

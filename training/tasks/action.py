@@ -10,7 +10,17 @@ import numpy as np
 
 from model.example import Example
 from training.episodes import EpisodeData
-from training.tasks.base import SPEECH, TaskContext, TaskFamily, action_chunk, frame, history, meta, speech_of
+from training.tasks.base import (
+    SPEECH,
+    TaskContext,
+    TaskFamily,
+    action_chunk,
+    frame,
+    history,
+    meta,
+    robot_state,
+    speech_of,
+)
 from training.tasks.templates import prompt
 
 
@@ -23,7 +33,7 @@ def make_action(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCont
         text=prompt("action", rng, instruction=ep.instruction),
         image=frame(ep, t),
         image_history=history(ep, t, ctx.history),
-        state=ep.state[t].astype(np.float32),
+        state=robot_state(ep, t, ctx),
         meta=meta(ep, t, "action", env_task=ep.task),
     )
 
@@ -39,7 +49,7 @@ def make_action_speech(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
         image=frame(ep, t),
         image_history=history(ep, t, ctx.history),
         audio=audio,
-        state=ep.state[t].astype(np.float32),
+        state=robot_state(ep, t, ctx),
         meta=meta(ep, t, "action_speech", env_task=ep.task),
     )
 

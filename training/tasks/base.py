@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.example import Example
+from model.example import Example, select_state
 from training.episodes import EpisodeData
 
 # Capabilities a family may need; TaskContext.capabilities says which this run has.
@@ -32,6 +32,9 @@ class TaskContext:
     capabilities: set[str] = field(default_factory=set)
     # text -> (N,) float32 16 kHz; used when an episode has no recorded speech (envs.speech.synthesize).
     synthesize: Callable[[str], np.ndarray] | None = None
+    # Which state features the model reads (None: all). Leaving out velocities stops a policy from
+    # copying the previous action out of them (the copycat problem of behaviour cloning).
+    state_dims: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,11 @@ def history(ep: EpisodeData, t: int, n: int) -> np.ndarray | None:
     if n <= 0 or t == 0:
         return None
     return ep.images[ep.main_camera][max(0, t - n) : t]
+
+
+def robot_state(ep: EpisodeData, t: int, ctx: TaskContext) -> np.ndarray:
+    """The state features at ``t`` the model reads (``ctx.state_dims``), float32."""
+    return select_state(ep.state[t], ctx.state_dims)
 
 
 def action_chunk(ep: EpisodeData, t: int, k: int) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""The ViT knows where a patch is: a policy must tell "the cube is left of the gripper" from "right of it"."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.encoders import PatchEncoder
+
+
+def _features(grid, image):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return PatchEncoder(3, 4, 16, 3, 2, 32, 24, grid=grid).eval().features(image)[0]
+
+
+def test_rope_alone_cannot_say_where_a_patch_is():
+    # Identical patches: attention mixes identical values whatever RoPE does to the scores, so every
+    # patch ends with the same feature. This is why the encoder has an absolute position embedding.
+    f = _features(None, torch.full((1, 3, 12, 12), 0.5))
+    torch.testing.assert_close(f, f[:1].expand_as(f))
+
+
+def test_absolute_positions_tell_the_patches_apart():
+    f = _features((3, 3), torch.full((1, 3, 12, 12), 0.5))
+    distances = torch.cdist(f, f)
+    assert distances[~torch.eye(9, dtype=torch.bool)].min() > 1e-3
+
+
+def test_a_frame_of_another_size_is_refused():
+    with pytest.raises(ValueError, match="3x3 patch grid; this encoder's position embedding is for 2x2"):
+        _features((2, 2), torch.zeros(1, 3, 12, 12))
+
+
+def test_conv_stem_gives_one_token_per_patch_and_refuses_odd_sizes():
+    from model.encoders import ConvStem
+
+    torch.manual_seed(0)
+    enc = PatchEncoder(3, 8, 16, 3, 2, 32, 24, grid=(8, 8), conv_stem=True).eval()
+    with torch.no_grad():
+        out = enc(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 64, 24) and torch.isfinite(out).all()
+    # A change in one corner pixel changes that corner's token most: the stem is local.
+    x = torch.zeros(1, 3, 64, 64)
+    y = x.clone()
+    y[..., :2, :2] = 1.0
+    with torch.no_grad():
+        delta = (enc.features(y) - enc.features(x))[0].norm(dim=-1)
+    assert int(delta.argmax()) == 0
+    with pytest.raises(ValueError, match="power-of-two patch size"):
+        ConvStem(3, 6, 16)
+    with pytest.raises(ValueError, match="multiple of the patch size 8"):
+        enc(torch.rand(1, 3, 60, 60))
