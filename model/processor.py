@@ -32,6 +32,8 @@ from model.vocabulary import EOS_ID, OBJECTIVES, TARGET_MODALITIES, Vocabulary
 
 VOCAB_FILE = "vocabulary.json"
 ACTION_STATS_FILE = "action_stats.json"
+STATE_CLIP = 5.0
+STATE_STATS_FILE = "state_stats.json"  # the state features' q01/q99 (same format as the actions')
 
 
 @dataclass
@@ -91,8 +93,13 @@ class Processor:
         action_stats: ActionStats | None = None,
         image_tokenizer: Any = None,
         audio_tokenizer: Any = None,
+        state_stats: ActionStats | None = None,
     ):
         self.config = config
+        # Robot state is scaled to about [-1, 1] per feature (q01/q99 of the training data): raw
+        # metres are ~0.1, which next to unit-scale embeddings would leave the state token all
+        # but blind to where the hand is. None: the state is used as given.
+        self.state_stats = state_stats
         self.vocab = vocab if vocab is not None else Vocabulary.from_config(config)
         self.vocab.check_config(config)
         self.text_tokenizer = text_tokenizer
@@ -155,8 +162,20 @@ class Processor:
             raise ValueError(
                 f"state must be (S,) with S <= max_state_dim={self.config.max_state_dim}, got {s.shape}"
             )
+        if self.state_stats is not None:
+            if len(s) != self.state_stats.dim:
+                raise ValueError(
+                    f"state has {len(s)} features but this model was trained on {self.state_stats.dim} "
+                    "(state_stats.json); pass the same features (the policy's state_dims select them)"
+                )
+            lo, hi = (
+                np.asarray(self.state_stats.q01, np.float32),
+                np.asarray(self.state_stats.q99, np.float32),
+            )
+            # Clipped: a state far outside the training range must not become a huge activation.
+            s = np.clip(2.0 * (s - lo) / np.maximum(hi - lo, 1e-6) - 1.0, -STATE_CLIP, STATE_CLIP)
         out = torch.zeros(self.config.max_state_dim)
-        out[: len(s)] = torch.from_numpy(s)
+        out[: len(s)] = torch.from_numpy(s.astype(np.float32))
         return out
 
     def encode_prompt(self, text: str | None, target: str, objective: str = "S") -> torch.Tensor:
@@ -332,6 +351,8 @@ class Processor:
             self.text_tokenizer.save(d)
         if self.action_tokenizer is not None:
             self.action_tokenizer.stats.save(d / ACTION_STATS_FILE)
+        if self.state_stats is not None:
+            self.state_stats.save(d / STATE_STATS_FILE)
         # VQ-GANs that know how to save themselves travel in sub-folders (model/vqgan.py's format).
         for kind in ("image", "audio"):
             tok = getattr(self, f"{kind}_tokenizer")
@@ -347,6 +368,7 @@ class Processor:
         vocab = Vocabulary.load(d / VOCAB_FILE)
         text = TextTokenizer.load(d) if (d / "text_tokenizer.json").exists() else None
         stats = ActionStats.load(d / ACTION_STATS_FILE) if (d / ACTION_STATS_FILE).exists() else None
+        state = ActionStats.load(d / STATE_STATS_FILE) if (d / STATE_STATS_FILE).exists() else None
         vq = {}
         if (d / "image_tokenizer").is_dir():
             from model.vqgan import ImageVQGAN
@@ -356,4 +378,4 @@ class Processor:
             from model.audio_vqgan import AudioVQGAN
 
             vq["audio_tokenizer"] = AudioVQGAN.from_pretrained(d / "audio_tokenizer")
-        return cls(config, vocab, text, stats, **vq)
+        return cls(config, vocab, text, stats, state_stats=state, **vq)

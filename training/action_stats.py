@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.example import select_state
 from model.tokenizers.actions import ActionStats
 from training.episodes import DatasetError, EpisodeData
 
@@ -44,3 +45,9 @@ def check_action_stats(stats: ActionStats, episodes: list[EpisodeData], stats_so
             f"action statistics from {stats_source} have {stats.dim} dimensions but "
             f"{episodes[0].where('action')} has {dim}; recompute them (--recompute-stats) or use matching data"
         )
+
+
+def compute_state_stats(episodes: list[EpisodeData], dims=None) -> ActionStats:
+    """q01/q99 (and mean, std, min, max) of the state features the model reads (``dims``: all if None)."""
+    rows = [select_state(s, dims) for ep in episodes for s in ep.state]
+    return ActionStats.from_actions(np.stack(rows))

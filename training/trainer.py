@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 
 from model.processor import Processor
 from model.tokenizers.actions import ActionStats, ActionTokenizer
-from training.action_stats import check_action_stats, compute_action_stats
+from training.action_stats import check_action_stats, compute_action_stats, compute_state_stats
 from training.build import model_config, text_corpus, train_text_tokenizer
 from training.checkpoint import TRAINER_STATE, PretrainedCheckpoint, latest_checkpoint
 from training.configuration import TrainConfig
@@ -73,14 +73,17 @@ def fresh_model(
 
     config = model_config(cfg.model, cfg.data.chunk_size)
     stats = compute_action_stats(episodes)
-    bare = Processor(config, action_stats=stats, **_vq_tokenizers(cfg))
+    state = compute_state_stats(episodes, cfg.data.state_dims)
+    bare = Processor(config, action_stats=stats, state_stats=state, **_vq_tokenizers(cfg))
     ctx = task_context(cfg, episodes, bare, synthesize)
     # Another seed than the training stream's; quiet, as the data module logs the same dropped families.
     weights = mixture_weights(cfg.data.mixture, cfg.data.speech_prob)
     mixture = TaskMixture(episodes, weights, ctx, seed=cfg.seed + 7919, quiet=True)
     examples = [mixture.example(i) for i in range(cfg.model.text_corpus_examples)]
     tokenizer = train_text_tokenizer(text_corpus(examples, episodes), config.text_vocab_size)
-    processor = Processor(config, text_tokenizer=tokenizer, action_stats=stats, **_vq_tokenizers(cfg))
+    processor = Processor(
+        config, text_tokenizer=tokenizer, action_stats=stats, state_stats=state, **_vq_tokenizers(cfg)
+    )
     torch.manual_seed(cfg.seed)
     return UnifiedIO(config), processor
 
@@ -166,6 +169,7 @@ def prepare(
         model, processor = load_pretrained(cfg.init_from)
         if cfg.data.recompute_stats:
             set_action_stats(processor, compute_action_stats(episodes))
+            processor.state_stats = compute_state_stats(episodes, cfg.data.state_dims)
         elif processor.action_tokenizer is None:
             raise ValueError(f"{cfg.init_from} has no action statistics; fine-tune with recompute_stats=true")
         else:

@@ -69,3 +69,20 @@ def test_audio_target_through_the_vqgan_hook(processor, tiny_config):
     start, end = processor.vocab.output_range("audio")
     assert len(e.target_ids) == tiny_config.audio_target_tokens
     assert ((e.target_ids >= start) & (e.target_ids < end)).all() and e.target_input.shape == (128, 256)
+
+
+def test_state_is_scaled_by_the_training_statistics_and_saved_with_them(tiny_config, tmp_path):
+    from model.processor import Processor
+    from model.tokenizers.actions import ActionStats
+
+    states = np.array([[-0.2, 0.0, 0.01], [0.2, 0.1, 0.09]] * 50, np.float32)  # metres: tiny raw values
+    proc = Processor(tiny_config, state_stats=ActionStats.from_actions(states))
+    out = proc.state_tensor(np.array([0.2, 0.05, 0.05], np.float32))
+    np.testing.assert_allclose(out[:3].numpy(), [1.0, 0.0, 0.0], atol=0.03)
+    assert float(out[3:].abs().sum()) == 0.0  # zero padding after the features
+    assert float(proc.state_tensor(np.array([99.0, 0.0, 0.0], np.float32))[0]) == 5.0  # clipped
+    with pytest.raises(ValueError, match="state has 2 features but this model was trained on 3"):
+        proc.state_tensor(np.zeros(2, np.float32))
+    proc.save_pretrained(tmp_path)
+    again = Processor.from_pretrained(tmp_path, tiny_config)
+    assert again.state_stats == proc.state_stats
