@@ -1,6 +1,7 @@
 """Training data for the tokenizers: simulator frames (image VQ-GAN) and synthesised speech (audio VQ-GAN).
 
-Frames come from our tabletop suite (``uio2/Tabletop-v0``, when ``envs`` provides it) and
+Frames come from our tabletop suite (``uio2/Tabletop-v0``, when ``envs`` provides it), its depth and
+segmentation images as the depth and segmentation tasks draw them (``tabletop_maps``), and
 from Meta-World, driven by random actions so the arm visits the whole workspace. Speech
 comes from espeak-ng over many voices, speeds, pitches and sentences. Both are cached as
 ``.npz`` (plain arrays, no pickle) so a run re-uses what the last one rendered.
@@ -88,14 +89,53 @@ def render_tabletop(episodes: int, steps: int, size: int, seed: int, every: int 
     return np.stack(frames)
 
 
+def render_tabletop_maps(episodes: int, steps: int, size: int, seed: int, every: int = 2) -> np.ndarray:
+    """(N, size, size, 3) uint8 depth and segmentation images of the tabletop scene camera, random actions.
+
+    They are the image targets of the depth and segmentation task families, drawn exactly as
+    training/tasks/dense.py draws them: grey levels and flat palette colours that simulator frames
+    never show, so a tokenizer trained on frames alone has no codes for them.
+    """
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    import gymnasium as gym
+
+    # register_all, not ``import envs``: under pytest, tests/envs can shadow the package's __init__.
+    from envs.registry import register_all
+    from training.tasks.dense import depth_to_image, segmentation_to_image
+
+    register_all()
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    env = gym.make("uio2/Tabletop-v0", image_size=size, cameras=("scene",), depth=True, segmentation=True)
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed * 1000 + ep)
+        action = env.action_space.sample()
+        for t in range(steps):
+            action = np.clip(0.8 * action + 0.5 * rng.uniform(-1, 1, action.shape), -1, 1).astype(np.float32)
+            obs, _, terminated, truncated, _ = env.step(action)
+            if t % every == 0:
+                frames.append(depth_to_image(obs["depth"]["scene"]))
+                frames.append(segmentation_to_image(obs["segmentation"]["scene"]))
+            if terminated or truncated:
+                break
+    env.close()
+    return np.stack(frames)
+
+
 def load_frames(source: str, episodes: int, steps: int, size: int, seed: int, cache_dir) -> np.ndarray:
-    """Frames of one source ("metaworld", "tabletop" or a path to an .npz with ``frames``), cached by arguments."""
+    """Frames of one source ("metaworld", "tabletop", "tabletop_maps" or an .npz with ``frames``), cached by arguments."""
     if source.endswith(".npz"):
         frames = np.load(source)["frames"]
         return np.stack([_resize(f, size) for f in frames])
-    render = {"metaworld": render_metaworld, "tabletop": render_tabletop}
+    render = {
+        "metaworld": render_metaworld,
+        "tabletop": render_tabletop,
+        "tabletop_maps": render_tabletop_maps,
+    }
     if source not in render:
-        raise ValueError(f"frame source must be 'metaworld', 'tabletop' or a .npz path, got {source!r}")
+        raise ValueError(f"frame source must be one of {sorted(render)} or a .npz path, got {source!r}")
     cache = Path(cache_dir) / f"{source}_e{episodes}_s{steps}_{size}px_seed{seed}.npz"
     if cache.is_file():
         return np.load(cache)["frames"]

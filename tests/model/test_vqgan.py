@@ -160,6 +160,21 @@ def test_speech_synthesis_gives_16khz_clips(tmp_path):
     assert np.abs(waves).max() > 0.05, "espeak-ng produced silence"
 
 
+def test_tabletop_maps_are_the_depth_and_segmentation_targets(tmp_path):
+    """The tokenizer's map source draws what the depth and segmentation tasks ask for: greys, palette colours."""
+    from training.tasks.dense import _PALETTE
+    from training.vqgan_data import load_frames
+
+    frames = load_frames("tabletop_maps", episodes=1, steps=4, size=32, seed=0, cache_dir=tmp_path)
+    assert frames.shape == (4, 32, 32, 3) and frames.dtype == np.uint8  # every 2nd step: depth + segmentation
+    depth, seg = frames[0::2], frames[1::2]
+    assert (depth[..., 0] == depth[..., 1]).all() and (depth[..., 1] == depth[..., 2]).all()
+    assert depth.max() > depth.min()  # near and far differ
+    palette = {tuple(c) for c in _PALETTE.tolist()}
+    assert {tuple(c) for c in seg.reshape(-1, 3).tolist()} <= palette
+    assert len(list(tmp_path.glob("tabletop_maps_*.npz"))) == 1  # cached like the other sources
+
+
 def test_processor_hooks_encode_decode_and_persist_the_tokenizers(tmp_path):
     from model.configuration import ModelConfig
     from model.processor import Processor
