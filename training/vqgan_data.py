@@ -64,29 +64,38 @@ def render_metaworld(episodes: int, steps: int, size: int, seed: int, every: int
     return np.stack(frames)
 
 
-def render_tabletop(episodes: int, steps: int, size: int, seed: int, every: int = 2) -> np.ndarray:
-    """(N, size, size, 3) uint8 frames from ``uio2/Tabletop-v0`` (scene and wrist cameras), random actions."""
+def _tabletop_walk(episodes: int, steps: int, size: int, seed: int, every: int, **env_kwargs):
+    """Observations of ``uio2/Tabletop-v0`` every ``every`` steps of a smoothed random walk of the arm."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers uio2/*)
+    from envs.registry import register_all
 
+    register_all()
     rng = np.random.default_rng(seed)
-    frames = []
-    env = gym.make("uio2/Tabletop-v0", image_size=size)
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed * 1000 + ep)
-        action = env.action_space.sample()
-        for t in range(steps):
-            action = np.clip(0.8 * action + 0.5 * rng.uniform(-1, 1, action.shape), -1, 1).astype(np.float32)
-            obs, _, terminated, truncated, _ = env.step(action)
-            if t % every == 0:
-                frames.extend(np.asarray(img) for img in obs["images"].values())
-            if terminated or truncated:
-                break
-    env.close()
-    return np.stack(frames)
+    env = gym.make("uio2/Tabletop-v0", image_size=size, **env_kwargs)
+    try:
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=seed * 1000 + ep)
+            action = env.action_space.sample()
+            for t in range(steps):
+                action = np.clip(0.8 * action + 0.5 * rng.uniform(-1, 1, action.shape), -1, 1).astype(
+                    np.float32
+                )
+                obs, _, terminated, truncated, _ = env.step(action)
+                if t % every == 0:
+                    yield obs
+                if terminated or truncated:
+                    break
+    finally:
+        env.close()
+
+
+def render_tabletop(episodes: int, steps: int, size: int, seed: int, every: int = 2) -> np.ndarray:
+    """(N, size, size, 3) uint8 frames from ``uio2/Tabletop-v0`` (scene and wrist cameras), random actions."""
+    walk = _tabletop_walk(episodes, steps, size, seed, every)
+    return np.stack([np.asarray(img) for obs in walk for img in obs["images"].values()])
 
 
 def render_tabletop_maps(episodes: int, steps: int, size: int, seed: int, every: int = 2) -> np.ndarray:
@@ -96,31 +105,15 @@ def render_tabletop_maps(episodes: int, steps: int, size: int, seed: int, every:
     training/tasks/dense.py draws them: grey levels and flat palette colours that simulator frames
     never show, so a tokenizer trained on frames alone has no codes for them.
     """
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
-    import gymnasium as gym
-
-    # register_all, not ``import envs``: under pytest, tests/envs can shadow the package's __init__.
-    from envs.registry import register_all
     from training.tasks.dense import depth_to_image, segmentation_to_image
 
-    register_all()
-
-    rng = np.random.default_rng(seed)
+    walk = _tabletop_walk(
+        episodes, steps, size, seed, every, cameras=("scene",), depth=True, segmentation=True
+    )
     frames = []
-    env = gym.make("uio2/Tabletop-v0", image_size=size, cameras=("scene",), depth=True, segmentation=True)
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed * 1000 + ep)
-        action = env.action_space.sample()
-        for t in range(steps):
-            action = np.clip(0.8 * action + 0.5 * rng.uniform(-1, 1, action.shape), -1, 1).astype(np.float32)
-            obs, _, terminated, truncated, _ = env.step(action)
-            if t % every == 0:
-                frames.append(depth_to_image(obs["depth"]["scene"]))
-                frames.append(segmentation_to_image(obs["segmentation"]["scene"]))
-            if terminated or truncated:
-                break
-    env.close()
+    for obs in walk:
+        frames.append(depth_to_image(obs["depth"]["scene"]))
+        frames.append(segmentation_to_image(obs["segmentation"]["scene"]))
     return np.stack(frames)
 
 
