@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,10 @@ def test_demo_quick_runs_every_stage(tmp_path):
     assert list((out / "eval_text" / "videos").glob("*.mp4"))
     assert list((out / "eval_speech" / "videos").glob("*.mp4"))
     assert "| **mean** |" in proc.stdout
+    # The checkpoint says how training fed the model (state features, history) and the robot's limits.
+    policy = json.loads((Path(report["train"]["checkpoint"]) / "policy.json").read_text())
+    assert policy["state_dims"] == [0, 1, 2, 6, 7] and policy["history"] == 2
+    assert policy["action_low"] == [-1.0] * 4 and policy["action_high"] == [1.0] * 4
 
 
 def test_a_rerun_reuses_its_demonstrations_and_never_mixes_in_others(tmp_path):
