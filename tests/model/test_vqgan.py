@@ -89,21 +89,25 @@ def test_dead_codes_are_restarted_so_most_codes_are_used():
     assert without < 0.5, f"the control without restarts used {without:.0%}: the test shows nothing"
 
 
-def test_tiny_vqgan_reconstruction_error_falls_during_training(tmp_path):
+def _image_run(tmp_path, n, size, crop, codebook, seed, **train) -> VQGANTrainConfig:
+    """A tiny image VQ-GAN training run on ``n`` synthetic frames, written to ``tmp_path / "run"``."""
     frames = tmp_path / "frames.npz"
-    np.savez(frames, frames=_images(48, 64, seed=1))
-    cfg = VQGANTrainConfig(
+    np.savez(frames, frames=_images(n, size, seed=seed))
+    data = VQGANDataConfig(sources=[str(frames)], frame_size=size, crop_size=crop, cache_dir=str(tmp_path))
+    return VQGANTrainConfig(
         kind="image",
-        model=VQGANConfig.preset("test", codebook_size=64),
-        data=VQGANDataConfig(sources=[str(frames)], frame_size=64, crop_size=32, cache_dir=str(tmp_path)),
-        steps=60,
-        batch_size=8,
-        lr=3e-3,
-        warmup_steps=10,
-        log_every=10,
+        model=VQGANConfig.preset("test", codebook_size=codebook),
+        data=data,
         eval_every=0,
         out_dir=str(tmp_path / "run"),
         progress=False,
+        **train,
+    )
+
+
+def test_tiny_vqgan_reconstruction_error_falls_during_training(tmp_path):
+    cfg = _image_run(
+        tmp_path, 48, 64, 32, 64, seed=1, steps=60, batch_size=8, lr=3e-3, warmup_steps=10, log_every=10
     )
     metrics = train_vqgan(cfg)
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
@@ -228,20 +232,8 @@ def test_shipped_configs_fit_the_tiny_model():
 
 
 def test_patch_gan_term_runs_and_keeps_the_loss_finite(tmp_path):
-    frames = tmp_path / "frames.npz"
-    np.savez(frames, frames=_images(8, 32, seed=2))
-    cfg = VQGANTrainConfig(
-        kind="image",
-        model=VQGANConfig.preset("test", codebook_size=32),
-        data=VQGANDataConfig(sources=[str(frames)], frame_size=32, crop_size=32, cache_dir=str(tmp_path)),
-        steps=6,
-        batch_size=4,
-        gan_weight=0.1,
-        gan_start=2,
-        log_every=1,
-        eval_every=0,
-        out_dir=str(tmp_path / "run"),
-        progress=False,
+    cfg = _image_run(
+        tmp_path, 8, 32, 32, 32, seed=2, steps=6, batch_size=4, gan_weight=0.1, gan_start=2, log_every=1
     )
     train_vqgan(cfg)
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
