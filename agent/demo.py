@@ -38,6 +38,7 @@ class DemoConfig:
     eval_num_envs: int = 5
     eval_max_steps: int | None = None
     videos: int = 1  # per task and mode
+    collect_workers: int = 2  # tasks collected at once, one process each
     seed: int = 0
     # Intra-op threads for training: the tiny model's ops are too small to share between cores,
     # and a second thread fighting the renderer or the data pipeline costs far more than it gives
@@ -66,13 +67,35 @@ def resolve_config(path: str) -> Path:
 COLLECT_STAMP = "demo_collect.json"  # the collection settings a dataset folder was made with
 
 
+def _collect_task(cfg: DemoConfig, i: int, task: str, folder: Path) -> None:
+    from envs.collect import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--env", task if cfg.env == "tabletop" else f"{cfg.env}:{task}", "--episodes", str(cfg.episodes_per_task),
+         "--out", str(folder), "--seed", str(cfg.seed + 1000 * i), "--image-size", str(cfg.image_size),
+         "--action-noise", str(cfg.action_noise)]
+    )  # fmt: skip
+    if run(args) != 0:
+        raise RuntimeError(f"collecting {task} failed: the expert could not finish enough episodes")
+
+
+def task_folders(cfg: DemoConfig, dataset: Path) -> list[Path]:
+    """One LeRobotDataset folder per task (training pools them), so tasks can be collected in parallel."""
+    return [dataset / task for task in cfg.tasks]
+
+
 def collect(cfg: DemoConfig, dataset: Path) -> dict:
     """Record ``episodes_per_task`` successful expert episodes of each task (seeds below the eval seeds).
 
-    A folder a finished earlier run collected with the same settings is reused as it is (re-running
-    the demo skips this stage); a folder made otherwise is left alone, with an error that says so.
+    Tasks are collected ``collect_workers`` at a time, each in its own process and dataset folder
+    (simulation and rendering are single-threaded, so a second core doubles the rate). A folder a
+    finished earlier run collected with the same settings is reused as it is (re-running the demo
+    skips this stage); a folder made otherwise is left alone, with an error that says so.
     """
-    from envs.collect import add_arguments, run
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
 
     settings = {
         "env": cfg.env, "tasks": list(cfg.tasks), "episodes_per_task": cfg.episodes_per_task,
@@ -88,16 +111,13 @@ def collect(cfg: DemoConfig, dataset: Path) -> dict:
             "interrupted collection); delete it or choose another out= for this demo"
         )
     t0 = time.perf_counter()
-    for i, task in enumerate(cfg.tasks):
-        parser = argparse.ArgumentParser()
-        add_arguments(parser)
-        args = parser.parse_args(
-            ["--env", task if cfg.env == "tabletop" else f"{cfg.env}:{task}", "--episodes", str(cfg.episodes_per_task), "--out", str(dataset),
-             "--seed", str(cfg.seed + 1000 * i), "--image-size", str(cfg.image_size),
-             "--action-noise", str(cfg.action_noise)]
-        )  # fmt: skip
-        if run(args) != 0:
-            raise RuntimeError(f"collecting {task} failed: the expert could not finish enough episodes")
+    folders = task_folders(cfg, dataset)
+    workers = max(1, min(cfg.collect_workers, len(cfg.tasks)))
+    # spawn: each worker starts its own renderer (a forked EGL context is not safe to reuse).
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        jobs = [pool.submit(_collect_task, cfg, i, t, f) for i, (t, f) in enumerate(zip(cfg.tasks, folders))]
+        for job in jobs:
+            job.result()  # re-raises a worker's error here
     stamp.write_text(json.dumps(settings, indent=2))
     return {"seconds": time.perf_counter() - t0, "dataset": str(dataset), "reused": False}
 
@@ -107,7 +127,8 @@ def train(cfg: DemoConfig, dataset: Path) -> tuple[Path, dict]:
     from training.configuration import TrainConfig
     from training.trainer import train as run_training
 
-    overrides = [f"out_dir={Path(cfg.out) / 'train'}", f"data.dataset={dataset}", *cfg.train_overrides]
+    folders = json.dumps([str(f) for f in task_folders(cfg, dataset)])  # a YAML flow list, any path
+    overrides = [f"out_dir={Path(cfg.out) / 'train'}", f"data.dataset={folders}", *cfg.train_overrides]
     train_cfg = load_config(TrainConfig, resolve_config(cfg.train_config), overrides)
     t0 = time.perf_counter()
     checkpoint = run_training(train_cfg)

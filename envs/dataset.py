@@ -380,8 +380,15 @@ class LeRobotDataset:
         mask = np.asarray(table.column("episode_index").to_numpy() == i)
         return table.filter(pa.array(mask))
 
-    def episode(self, i: int) -> Episode:
-        """Episode ``i`` with decoded frames, exact state/action/reward, annotations and speech."""
+    @property
+    def cameras(self) -> list[str]:
+        return [k.removeprefix("observation.images.") for k in self.camera_keys]
+
+    def episode(self, i: int, cameras: list[str] | None = None) -> Episode:
+        """Episode ``i`` with decoded frames, exact state/action/reward, annotations and speech.
+
+        ``cameras`` limits which streams are decoded (video decoding is most of the cost); None: all.
+        """
         if not 0 <= i < len(self):
             raise IndexError(f"episode index {i} out of range for a dataset of {len(self)} episodes")
         row = self.episodes[i]
@@ -389,6 +396,8 @@ class LeRobotDataset:
         frames = {}
         for key in self.camera_keys:
             cam = key.removeprefix("observation.images.")
+            if cameras is not None and cam not in cameras:
+                continue
             if self.info["features"][key]["dtype"] == "video":
                 path = self.root / self.info["video_path"].format(
                     video_key=key,

@@ -54,14 +54,17 @@ class DataConfig:
     episodes_per_env: int = 4
     rollout_seed: int = 0
     image_size: int = 64
-    # A LeRobotDataset v3 folder or robomimic/LIBERO HDF5 file (fine-tuning); replaces rollouts when set.
-    dataset: str | None = None
+    # A LeRobotDataset v3 folder or robomimic/LIBERO HDF5 file (fine-tuning), or a list of them
+    # (their episodes are pooled); replaces rollouts when set.
+    dataset: str | list[str] | None = None
     camera: str = "scene"  # the camera whose frames the model sees ("scene" falls back to a dataset's first)
     # Task family -> relative weight (see training/tasks/__init__.py for the families).
     mixture: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIXTURE))
     history: int = 2  # previous frames given as image_history
     # Indices of the state features the model reads (None: all); saved in the checkpoint's policy.json.
     state_dims: list[int] | None = None
+    # Random-shift augmentation of action examples' frames, up to this many pixels (0: off).
+    random_shift: int = 0
     # K future actions per target; None = the model preset's action_chunk_size (must match a loaded checkpoint's).
     chunk_size: int | None = None
     # Share of action examples whose instruction is spoken; None = the mixture's action/action_speech weights.

@@ -72,6 +72,7 @@ def task_context(cfg: TrainConfig, episodes, processor: Processor, synthesize) -
         capabilities=capabilities(episodes, processor, synthesize),
         synthesize=synthesize,
         state_dims=tuple(dims) if dims is not None else None,
+        random_shift=cfg.data.random_shift,
     )
 
 

@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def load_episodes(cfg: DataConfig) -> list[EpisodeData]:
-    return load_dataset(cfg.dataset, cfg.camera) if cfg.dataset else collect_rollouts(cfg)
+    if not cfg.dataset:
+        return collect_rollouts(cfg)
+    paths = [cfg.dataset] if isinstance(cfg.dataset, str) else cfg.dataset
+    return [ep for path in paths for ep in load_dataset(path, cfg.camera)]
 
 
 def from_rollout(ep: Any, index: int, source: str | None = None, camera: str = "scene") -> EpisodeData:
@@ -104,10 +107,15 @@ def load_dataset(path: str | Path, camera: str = "scene") -> list[EpisodeData]:
         raise DatasetError(f"{p}: cannot be opened as a dataset ({type(e).__name__}: {e})") from e
     if n == 0:
         raise DatasetError(f"{p}: the dataset holds no episodes")
+    # Decode only the stream the model reads (video decoding is most of the load time); for a camera
+    # the dataset lacks, decode all, and from_rollout names the camera and the ones there are.
+    have = getattr(ds, "cameras", None) or []
+    use = camera if camera in have else have[0] if (have and camera == "scene") else None
+    only = {"cameras": [use]} if use else {}
     episodes = []
     for i in range(n):
         try:
-            ep = ds.episode(i)
+            ep = ds.episode(i, **only)
         except Exception as e:  # a truncated parquet/mp4/HDF5 chunk, a missing key, surfaces per episode
             raise DatasetError(f"{p}, episode {i}: cannot be read ({type(e).__name__}: {e})") from e
         episodes.append(from_rollout(ep, i, source=str(p), camera=camera))

@@ -21,7 +21,8 @@ def test_demo_quick_runs_every_stage(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert set(report["success"]) == {"text", "speech"}
     assert set(report["per_task"]["text"]) == {"reach", "button"}
-    assert (out / "dataset" / "meta" / "info.json").exists()
+    for task in ("reach", "button"):  # one LeRobotDataset per task, collected in parallel
+        assert (out / "dataset" / task / "meta" / "info.json").exists()
     assert (out / "report.md").read_text().count("|") > 10
     assert list((out / "eval_text" / "videos").glob("*.mp4"))
     assert list((out / "eval_speech" / "videos").glob("*.mp4"))
@@ -35,7 +36,7 @@ def test_demo_quick_runs_every_stage(tmp_path):
 def test_a_rerun_reuses_its_demonstrations_and_never_mixes_in_others(tmp_path):
     from agent.demo import COLLECT_STAMP, DemoConfig, collect
 
-    cfg = DemoConfig(out=str(tmp_path), tasks=["reach"], episodes_per_task=1, image_size=16)
+    cfg = DemoConfig(out=str(tmp_path), tasks=["reach"], episodes_per_task=1, image_size=16, collect_workers=1)
     dataset = tmp_path / "dataset"
     first = collect(cfg, dataset)
     assert not first["reused"] and (dataset / COLLECT_STAMP).exists()
@@ -46,4 +47,4 @@ def test_a_rerun_reuses_its_demonstrations_and_never_mixes_in_others(tmp_path):
         collect(other, dataset)
     from envs.dataset import LeRobotDataset
 
-    assert len(LeRobotDataset(dataset)) == 1  # nothing was appended
+    assert len(LeRobotDataset(dataset / "reach")) == 1  # nothing was appended

@@ -53,6 +53,17 @@ def test_a_good_hdf5_file_loads(tmp_path, raw_episodes):
     assert len(eps) == 2 and eps[1].action.shape[1] == 4 and eps[0].instruction
 
 
+def test_a_list_of_datasets_pools_their_episodes(tmp_path, raw_episodes):
+    from training.configuration import DataConfig
+    from training.sources import load_episodes
+
+    a, b = write_hdf5(tmp_path / "a.hdf5", raw_episodes), write_hdf5(tmp_path / "b.hdf5", raw_episodes[:1])
+    eps = load_episodes(DataConfig(dataset=[str(a), str(b)]))
+    assert [(Path(e.source).name, e.index) for e in eps] == [("a.hdf5", 0), ("a.hdf5", 1), ("b.hdf5", 0)]
+    with pytest.raises(DatasetError, match="missing.hdf5"):  # a bad member is named, not skipped
+        load_episodes(DataConfig(dataset=[str(a), str(tmp_path / "missing.hdf5")]))
+
+
 def test_corrupt_file_is_named(tmp_path):
     bad = tmp_path / "corrupt.hdf5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8)

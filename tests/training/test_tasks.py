@@ -88,6 +88,35 @@ def test_action_chunk_is_the_demonstration(rollouts):
     np.testing.assert_array_equal(tail[1:], np.repeat(ep.action[-1:], 3, axis=0))
 
 
+def test_random_shift_moves_the_frame_and_its_history_together():
+    from training.tasks.base import random_shift
+
+    image = np.zeros((16, 16, 3), np.uint8)
+    image[8, 8] = 255
+    past = np.zeros((2, 16, 16, 3), np.uint8)
+    past[:, 8, 8] = 200
+    moves = set()
+    for seed in range(30):
+        a, b = random_shift(image, past, np.random.default_rng(seed), 2)
+        assert a.shape == image.shape and b.shape == past.shape
+        (y, x), (yh, xh) = np.argwhere(a[..., 0] == 255)[0], np.argwhere(b[0, ..., 0] == 200)[0]
+        assert (y, x) == (yh, xh) and abs(y - 8) <= 2 and abs(x - 8) <= 2  # one offset for the clip
+        moves.add((int(y), int(x)))
+    assert len(moves) > 5  # it does shift, by different amounts
+    same, none = random_shift(image, None, np.random.default_rng(0), 0)
+    assert same is image and none is None  # pad 0: untouched
+
+
+def test_action_examples_are_shifted_when_asked(rollouts):
+    ep = rollouts[1]
+    ctx = TaskContext(history=2, chunk_size=4, random_shift=4)
+    shifted = [FAMILIES["action"].make(ep, 5, np.random.default_rng(s), ctx).image for s in range(4)]
+    assert any(not np.array_equal(im, ep.images["scene"][5]) for im in shifted)
+    np.testing.assert_array_equal(  # the label is untouched
+        FAMILIES["action"].make(ep, 5, np.random.default_rng(0), ctx).target_value, ep.action[5:9]
+    )
+
+
 def test_spoken_instruction_is_not_written_in_the_prompt(rollouts):
     ep = rollouts[0]
     ex = FAMILIES["action_speech"].make(ep, 0, np.random.default_rng(0), TaskContext())

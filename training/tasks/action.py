@@ -18,6 +18,7 @@ from training.tasks.base import (
     frame,
     history,
     meta,
+    random_shift,
     robot_state,
     speech_of,
 )
@@ -27,12 +28,13 @@ from training.tasks.templates import prompt
 def make_action(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> Example | None:
     if not ep.instruction:
         return None
+    image, image_history = random_shift(frame(ep, t), history(ep, t, ctx.history), rng, ctx.random_shift)
     return Example(
         target="action",
         target_value=action_chunk(ep, t, ctx.chunk_size),
         text=prompt("action", rng, instruction=ep.instruction),
-        image=frame(ep, t),
-        image_history=history(ep, t, ctx.history),
+        image=image,
+        image_history=image_history,
         state=robot_state(ep, t, ctx),
         meta=meta(ep, t, "action", env_task=ep.task),
     )
@@ -42,12 +44,13 @@ def make_action_speech(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
     audio = speech_of(ep, ctx)
     if audio is None:
         return None
+    image, image_history = random_shift(frame(ep, t), history(ep, t, ctx.history), rng, ctx.random_shift)
     return Example(
         target="action",
         target_value=action_chunk(ep, t, ctx.chunk_size),
         text=prompt("action_speech", rng),
-        image=frame(ep, t),
-        image_history=history(ep, t, ctx.history),
+        image=image,
+        image_history=image_history,
         audio=audio,
         state=robot_state(ep, t, ctx),
         meta=meta(ep, t, "action_speech", env_task=ep.task),

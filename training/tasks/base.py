@@ -35,6 +35,8 @@ class TaskContext:
     # Which state features the model reads (None: all). Leaving out velocities stops a policy from
     # copying the previous action out of them (the copycat problem of behaviour cloning).
     state_dims: tuple[int, ...] | None = None
+    # Random-shift augmentation of the policy's frames, in pixels (0: off); see ``random_shift``.
+    random_shift: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,27 @@ def history(ep: EpisodeData, t: int, n: int) -> np.ndarray | None:
     if n <= 0 or t == 0:
         return None
     return ep.images[ep.main_camera][max(0, t - n) : t]
+
+
+def random_shift(
+    image: np.ndarray, image_history: np.ndarray | None, rng: np.random.Generator, pad: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Shift the frame and its history by one random offset of up to ``pad`` pixels (edges repeated).
+
+    DrQ's augmentation (Kostrikov et al. 2020), which Diffusion Policy and most pixel behaviour
+    cloning use as a random crop: with a few hundred demonstrations a policy otherwise memorises
+    exact pixels. One offset for the whole clip keeps the motion between frames intact.
+    """
+    if pad <= 0:
+        return image, image_history
+    dy, dx = rng.integers(0, 2 * pad + 1, size=2)
+    h, w = image.shape[:2]
+
+    def shift(x: np.ndarray) -> np.ndarray:
+        widths = [(0, 0)] * (x.ndim - 3) + [(pad, pad), (pad, pad), (0, 0)]
+        return np.pad(x, widths, mode="edge")[..., dy : dy + h, dx : dx + w, :]
+
+    return shift(image), None if image_history is None else shift(image_history)
 
 
 def robot_state(ep: EpisodeData, t: int, ctx: TaskContext) -> np.ndarray:
