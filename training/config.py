@@ -87,6 +87,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, list | tuple | dict):  # a list is no string (str | list[str] tries str first)
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
         return str(value)
     return value
 

@@ -17,6 +17,7 @@ class Cfg:
     seed: int = 0
     optim: Optim = field(default_factory=Optim)
     tag: str | None = None
+    data: str | list[str] | None = None  # one path or several (like DataConfig.dataset)
 
 
 def test_defaults_yaml_and_overrides(tmp_path):
@@ -28,6 +29,13 @@ def test_defaults_yaml_and_overrides(tmp_path):
     assert cfg.optim.name == "adamw"
     assert cfg.optim.betas == [0.8, 0.9]
     assert cfg.tag == "run1"
+
+
+def test_a_string_or_list_field_keeps_a_list_a_list():
+    assert load_config(Cfg, None, ['data=["a/b", "c,d"]']).data == ["a/b", "c,d"]
+    assert load_config(Cfg, None, ["data=a/b"]).data == "a/b"
+    with pytest.raises(ConfigError, match="tag"):
+        load_config(Cfg, None, ["tag=[1, 2]"])
 
 
 def test_round_trip(tmp_path):
