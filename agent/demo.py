@@ -27,7 +27,7 @@ class DemoConfig:
     out: str = "runs/demo"
     env: str = "tabletop"  # or "metaworld" (tasks then are Meta-World names, e.g. MT10's)
     tasks: list[str] = field(default_factory=lambda: list(SUITE_TASKS))
-    episodes_per_task: int = 100  # expert demonstrations per task (cheap: 5-10 episodes/s)
+    episodes_per_task: int = 250  # expert demonstrations per task (cheap: 2-6 episodes/s per worker)
     # DART: the expert's moves are executed with this much Gaussian noise (action units) and
     # recorded clean, so the demonstrations show how to recover from being off the path.
     action_noise: float = 0.3  # keeps the experts >= 92% successful (12 seeds per task)

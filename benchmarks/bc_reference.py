@@ -70,14 +70,18 @@ class Reference:
         self.vocab = {w: i for i, w in enumerate(sorted({w for e in episodes for w in words(e.instruction)}))}
         states = np.concatenate([e.state[:, STATE_DIMS] for e in episodes])
         self.lo, self.hi = np.quantile(states, 0.01, axis=0), np.quantile(states, 0.99, axis=0)
-        images = torch.from_numpy(np.concatenate([e.images[e.main_camera] for e in episodes])).permute(0, 3, 1, 2)
+        images = torch.from_numpy(np.concatenate([e.images[e.main_camera] for e in episodes])).permute(
+            0, 3, 1, 2
+        )
         state = torch.from_numpy(self.scale(states))
         action = torch.from_numpy(np.concatenate([e.action for e in episodes]).astype(np.float32))
-        text = torch.from_numpy(np.concatenate([np.repeat(self.bow(e.instruction)[None], len(e), 0) for e in episodes]))
+        text = torch.from_numpy(
+            np.concatenate([np.repeat(self.bow(e.instruction)[None], len(e), 0) for e in episodes])
+        )
         self.net = FiLMCNN(len(self.vocab), state.shape[1], action.shape[1], images.shape[-1])
         opt = torch.optim.Adam(self.net.parameters(), 1e-3)
         self.losses = []
-        for step in tqdm(range(steps), desc="train reference CNN", unit="step"):
+        for _ in tqdm(range(steps), desc="train reference CNN", unit="step"):
             i = torch.randint(len(images), (batch,))
             loss = F.mse_loss(self.net(images[i], state[i], text[i]), action[i])
             opt.zero_grad()
@@ -123,7 +127,9 @@ def success_rate(act, reset, task: str, seeds, image_size: int) -> list[bool]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", nargs="+", required=True, help="LeRobotDataset folders (the demo's)")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=64)
@@ -156,8 +162,14 @@ def main() -> None:
         for task in tasks:
             wins = success_rate(act, reset, task, seeds, size)
             lo, hi = wilson_interval(sum(wins), len(wins))
-            results[name][task] = {"success_rate": float(np.mean(wins)), "ci95": [lo, hi], "episodes": len(wins)}
-            print(f"{name:14s} {task:10s} {np.mean(wins):5.0%}  (95% CI {lo:.0%}-{hi:.0%}, {len(wins)} episodes)")
+            results[name][task] = {
+                "success_rate": float(np.mean(wins)),
+                "ci95": [lo, hi],
+                "episodes": len(wins),
+            }
+            print(
+                f"{name:14s} {task:10s} {np.mean(wins):5.0%}  (95% CI {lo:.0%}-{hi:.0%}, {len(wins)} episodes)"
+            )
     summary = {
         "datasets": args.dataset,
         "episodes_per_task": {t: sum(e.task == t for e in episodes) for t in tasks},

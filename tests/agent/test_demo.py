@@ -29,14 +29,16 @@ def test_demo_quick_runs_every_stage(tmp_path):
     assert "| **mean** |" in proc.stdout
     # The checkpoint says how training fed the model (state features, history) and the robot's limits.
     policy = json.loads((Path(report["train"]["checkpoint"]) / "policy.json").read_text())
-    assert policy["state_dims"] == [0, 1, 2, 6, 7] and policy["history"] == 2
+    assert policy["state_dims"] == [0, 1, 2, 6, 7] and policy["history"] == 0
     assert policy["action_low"] == [-1.0] * 4 and policy["action_high"] == [1.0] * 4
 
 
 def test_a_rerun_reuses_its_demonstrations_and_never_mixes_in_others(tmp_path):
     from agent.demo import COLLECT_STAMP, DemoConfig, collect
 
-    cfg = DemoConfig(out=str(tmp_path), tasks=["reach"], episodes_per_task=1, image_size=16, collect_workers=1)
+    cfg = DemoConfig(
+        out=str(tmp_path), tasks=["reach"], episodes_per_task=1, image_size=16, collect_workers=1
+    )
     dataset = tmp_path / "dataset"
     first = collect(cfg, dataset)
     assert not first["reused"] and (dataset / COLLECT_STAMP).exists()
