@@ -223,11 +223,13 @@ class PolicyClient:
         body = {"observation": observation_to_json(observation), "name": name}
         return self._post("/v1/boxes", body).json()["box"]
 
-    def generate(self, observation: dict[str, Any], target: str, prompt: str) -> Any:
-        """text -> str, boxes -> [x1, y1, x2, y2], image -> (H, W, 3) uint8, audio -> (N,) float32 at 16 kHz."""
+    def generate(self, observation: dict[str, Any], target: str, prompt: str, listen: bool = False) -> Any:
+        """text -> str, boxes -> [x1, y1, x2, y2], image -> (H, W, 3) uint8, audio -> (N,) float32 at 16 kHz.
+
+        ``listen``: the model also hears ``observation["speech"]`` (Policy.generate's ``listen``)."""
         if target == "boxes":
             return self.locate(observation, prompt)
-        body = {"prompt": prompt, "observation": observation_to_json(observation)}
+        body = {"prompt": prompt, "observation": observation_to_json(observation), "listen": listen}
         if target == "text":
             return self._post("/v1/text", body).json()["text"]
         if target == "image":

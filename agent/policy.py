@@ -286,15 +286,20 @@ class Policy:
         return Example(target="action", target_value=np.zeros((1, self.action_dim), np.float32), **inputs)
 
     # -- the other outputs of the same model -----------------------------------------------------------
-    def generate(self, observation: dict, target: str, prompt: str, **kwargs: Any):
-        """Any output of the model for the current view: text (str), image (HxWx3 uint8), audio (16 kHz)."""
+    def generate(self, observation: dict, target: str, prompt: str, listen: bool = False, **kwargs: Any):
+        """Any output of the model for the current view: text (str), image (HxWx3 uint8), audio (16 kHz).
+
+        ``listen``: also give the model the observation's ``speech`` (to ask what was said). Off by
+        default: in our suite every observation carries the spoken instruction, and a question about
+        the view with an unrelated clip attached is not what the model was trained on.
+        """
         if target == "boxes":
             return self.locate(observation, prompt)
         if target not in ("text", "image", "audio"):
             raise ValueError(f"target must be 'text', 'boxes', 'image' or 'audio', got {target!r}")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"prompt must be a non-empty str, got {prompt!r}")
-        audio = self._speech(observation) if "speech" in observation else None
+        audio = self._speech(observation) if listen and "speech" in observation else None
         dummy = {"text": "", "image": np.zeros((8, 8, 3), np.uint8), "audio": np.zeros(16, np.float32)}[
             target
         ]

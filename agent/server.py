@@ -175,7 +175,7 @@ def create_app(
     @app.post("/v1/text", dependencies=auth, response_model=TextOut, summary="generate text from a prompt")
     async def text(body: GenerateRequest) -> TextOut:
         obs = body.observation.to_observation(spec)
-        return TextOut(text=str(await model_call(policy.generate, obs, "text", body.prompt)))
+        return TextOut(text=str(await model_call(policy.generate, obs, "text", body.prompt, body.listen)))
 
     media = {"image": ("image/png", png_bytes), "audio": ("audio/wav", wav_bytes)}
 
@@ -186,7 +186,7 @@ def create_app(
                 501, detail=f"this checkpoint cannot generate {target}: it has no {what} VQ-GAN tokenizer"
             )
         obs = body.observation.to_observation(spec)
-        out = await model_call(policy.generate, obs, target, body.prompt)
+        out = await model_call(policy.generate, obs, target, body.prompt, body.listen)
         media_type, encode = media[target]
         return Response(encode(np.asarray(out)), media_type=media_type)
 

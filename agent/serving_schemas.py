@@ -211,6 +211,7 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     prompt: str = Field(min_length=1, max_length=1_000)
     observation: ObservationIn
+    listen: bool = Field(False, description="give the model observation.speech too (to ask what was said)")
 
 
 class ArrayOut(BaseModel):

@@ -127,6 +127,28 @@ def test_other_outputs_from_the_same_model(policy):
         policy.locate(obs, "  ")
 
 
+def test_questions_about_the_view_do_not_hear_the_instruction(policy, monkeypatch):
+    # Every suite observation carries the spoken instruction; a caption or a point is trained
+    # without audio, so the clip goes in only when asked for (listen=True).
+    seen = []
+    real = policy.model.generate_from_examples
+
+    def spy(processor, examples, target, **kwargs):
+        seen.extend(examples)
+        return real(processor, examples, target, **kwargs)
+
+    monkeypatch.setattr(policy.model, "generate_from_examples", spy)
+    obs = observation()
+    obs["speech"] = 0.1 * np.sin(np.linspace(0, 2000, 16000)).astype(np.float32)
+    quiet = {k: v for k, v in obs.items() if k != "speech"}
+    assert policy.generate(obs, "text", "Point to the red cube.") == policy.generate(
+        quiet, "text", "Point to the red cube."
+    )
+    assert seen[0].audio is None and seen[1].audio is None
+    policy.generate(obs, "text", "What does the speaker say?", listen=True)
+    assert seen[2].audio is not None and len(seen[2].audio) == 16000
+
+
 def test_state_dims_select_what_the_model_reads(tiny_checkpoint):
     # A checkpoint trained without the velocities (data.state_dims) is fed the same features.
     policy = Policy.from_pretrained(tiny_checkpoint, state_dims=[0, 1, 2, 6])

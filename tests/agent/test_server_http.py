@@ -95,6 +95,16 @@ def test_text_and_box_endpoints(http, policy):
     assert text.status_code == 200 and text.json()["text"] == policy.generate(
         obs, "text", "describe the task"
     )
+    spoken = {**obs, "speech": (0.1 * np.sin(np.linspace(0, 3000, 16000))).astype(np.float32)}
+    said = {
+        "prompt": "What does the speaker say?",
+        "observation": observation_to_json(spoken),
+        "listen": True,
+    }
+    heard = http.post("/v1/text", json=said)
+    assert heard.status_code == 200 and heard.json()["text"] == policy.generate(
+        spoken, "text", "What does the speaker say?", listen=True
+    )
     box = http.post("/v1/boxes", json=body(policy, name="red cube")).json()["box"]
     # An untrained model may decode no box at all; either way the server must match the local policy.
     expected = policy.locate(obs, "red cube")
