@@ -1,7 +1,7 @@
 """A reference point for the demo's success: a plain CNN behaviour-cloning policy on the same data.
 
     python benchmarks/bc_reference.py --dataset runs/demo/dataset/reach runs/demo/dataset/button \\
-        --steps 3000 [--checkpoint runs/demo/train/checkpoints/step-0002500]
+        --steps 3000 [--checkpoint runs/demo/train/checkpoints/step-0003500]
 
 What can a small pixel policy learn from these demonstrations in CPU minutes? The reference is the
 usual language-conditioned BC recipe (a 4-layer CNN whose channels are FiLM-modulated by a
