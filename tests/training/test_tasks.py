@@ -136,6 +136,19 @@ def test_refexp_box_and_pointing_decode_to_the_annotation(rollouts):
         np.testing.assert_allclose(point, pt_ex.meta["point"], atol=half_bin + 1e-6)
 
 
+@pytest.mark.parametrize("family", ["refexp", "pointing", "detection", "boxes3d", "camera_pose"])
+def test_location_tokens_use_the_models_bins(family, rollouts):
+    # A model with 64 location bins must never be handed <loc_N> with N >= 64 (training would stop).
+    ctx = TaskContext(capabilities=ALL, location_bins=64)
+    for seed in range(3):
+        ex = first_example(family, rollouts, ctx, seed=seed)
+        bins = LocationTokenizer(1000).bins_in(ex.target_value)
+        assert bins and max(bins) < 64
+    if family == "pointing":  # and they decode with the same 64 bins inside the image
+        ((x, y),) = LocationTokenizer(64).decode_points(ex.target_value, ex.image.shape[:2])
+        assert 0 <= x <= ex.image.shape[1] and 0 <= y <= ex.image.shape[0]
+
+
 def test_cuboid_has_12_tokens_and_projects_like_the_simulator(rollouts):
     ep = rollouts[1]
     ann = ep.annotations[0]

@@ -37,6 +37,8 @@ class TaskContext:
     state_dims: tuple[int, ...] | None = None
     # Random-shift augmentation of the policy's frames, in pixels (0: off); see ``random_shift``.
     random_shift: int = 0
+    # Bins of the model's <loc_N> tokens (ModelConfig.location_bins): boxes, points and 3D values.
+    location_bins: int = 1000
 
 
 @dataclass(frozen=True)

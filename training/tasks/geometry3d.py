@@ -25,16 +25,16 @@ from training.tasks.base import (
 )
 from training.tasks.templates import prompt
 
-LOCATIONS = LocationTokenizer()
+LOCATIONS = LocationTokenizer()  # the default bins; a run's own come from TaskContext.location_bins
 DEPTH_RANGE = (0.0, 2.0)  # metres from the camera
 SIZE_RANGE = (0.0, 0.5)  # metres, full extent per axis
 POSITION_RANGE = (-2.0, 2.0)  # metres, camera position per world axis
 UNIT_RANGE = (-1.0, 1.0)  # rotation matrix entries
 
 
-def value_token(v: float, lo_hi: tuple[float, float]) -> str:
+def value_token(v: float, lo_hi: tuple[float, float], loc: LocationTokenizer = LOCATIONS) -> str:
     lo, hi = lo_hi
-    return LOCATIONS.token(LOCATIONS.quantize(float(np.clip(v, lo, hi)) - lo, hi - lo))
+    return loc.token(loc.quantize(float(np.clip(v, lo, hi)) - lo, hi - lo))
 
 
 def camera_matrix(camera: dict) -> tuple[np.ndarray, np.ndarray, float]:
@@ -63,24 +63,26 @@ def rot6d(rot: np.ndarray) -> np.ndarray:
     return np.concatenate([rot[:, 0], rot[:, 1]])
 
 
-def cuboid_tokens(obj: dict, camera: dict, hw: tuple[int, int]) -> str:
+def cuboid_tokens(obj: dict, camera: dict, hw: tuple[int, int], loc: LocationTokenizer = LOCATIONS) -> str:
     x, y, depth = project(obj["center"], camera, hw)
     h, w = hw
     tokens = [
-        LOCATIONS.token(LOCATIONS.quantize(float(np.clip(y, 0, h - 1e-3)), h)),
-        LOCATIONS.token(LOCATIONS.quantize(float(np.clip(x, 0, w - 1e-3)), w)),
-        value_token(depth, DEPTH_RANGE),
+        loc.token(loc.quantize(float(np.clip(y, 0, h - 1e-3)), h)),
+        loc.token(loc.quantize(float(np.clip(x, 0, w - 1e-3)), w)),
+        value_token(depth, DEPTH_RANGE, loc),
     ]
-    tokens += [value_token(s, SIZE_RANGE) for s in np.asarray(obj["size"], np.float64).reshape(3)]
+    tokens += [value_token(s, SIZE_RANGE, loc) for s in np.asarray(obj["size"], np.float64).reshape(3)]
     _, cam_rot, _ = camera_matrix(camera)
-    tokens += [value_token(v, UNIT_RANGE) for v in rot6d(cam_rot.T @ yaw_matrix(float(obj.get("yaw", 0.0))))]
+    rot = rot6d(cam_rot.T @ yaw_matrix(float(obj.get("yaw", 0.0))))
+    tokens += [value_token(v, UNIT_RANGE, loc) for v in rot]
     return "".join(tokens)
 
 
-def camera_tokens(camera: dict) -> str:
+def camera_tokens(camera: dict, loc: LocationTokenizer = LOCATIONS) -> str:
     pos, rot, _ = camera_matrix(camera)
     return "".join(
-        [value_token(v, POSITION_RANGE) for v in pos] + [value_token(v, UNIT_RANGE) for v in rot6d(rot)]
+        [value_token(v, POSITION_RANGE, loc) for v in pos]
+        + [value_token(v, UNIT_RANGE, loc) for v in rot6d(rot)]
     )
 
 
@@ -98,7 +100,7 @@ def make_boxes3d(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCon
     image = frame(ep, t)
     return Example(
         target="text",
-        target_value=cuboid_tokens(o, camera, image.shape[:2]),
+        target_value=cuboid_tokens(o, camera, image.shape[:2], LocationTokenizer(ctx.location_bins)),
         text=prompt("boxes3d", rng, name=object_name(o)),
         image=image,
         meta={
@@ -117,7 +119,7 @@ def make_camera_pose(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: Tas
         return None
     return Example(
         target="text",
-        target_value=camera_tokens(camera),
+        target_value=camera_tokens(camera, LocationTokenizer(ctx.location_bins)),
         text=prompt("camera_pose", rng),
         image=frame(ep, t),
         meta={"task": "camera_pose", "source": ep.source, "episode": ep.index, "frame": t},

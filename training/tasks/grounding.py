@@ -1,7 +1,7 @@
 """2D grounding with location tokens: referring expression -> box, pointing, and detection.
 
 Boxes and points are written with model.tokenizers.locations (UIO-2's [y1, x1, y2, x2]
-order in 1000 bins) inside the text target, so they share the text decoder.
+order, ModelConfig.location_bins bins) inside the text target, so they share the text decoder.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from training.tasks.base import (
 )
 from training.tasks.templates import prompt
 
-LOCATIONS = LocationTokenizer()
-
 
 def make_refexp(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> Example | None:
     named = unique_names(visible_objects(ep, t))
@@ -34,7 +32,7 @@ def make_refexp(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCont
     image = frame(ep, t)
     return Example(
         target="text",
-        target_value=LOCATIONS.encode_box(o["box"], image.shape[:2]),
+        target_value=LocationTokenizer(ctx.location_bins).encode_box(o["box"], image.shape[:2]),
         text=prompt("refexp", rng, name=object_name(o)),
         image=image,
         meta=meta(ep, t, "refexp", name=object_name(o), box=[float(v) for v in o["box"]]),
@@ -49,7 +47,7 @@ def make_pointing(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCo
     image = frame(ep, t)
     return Example(
         target="text",
-        target_value=LOCATIONS.encode_point(o["point"], image.shape[:2]),
+        target_value=LocationTokenizer(ctx.location_bins).encode_point(o["point"], image.shape[:2]),
         text=prompt("pointing", rng, name=object_name(o)),
         image=image,
         meta=meta(ep, t, "pointing", name=object_name(o), point=[float(v) for v in o["point"]]),
@@ -62,7 +60,8 @@ def make_detection(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskC
         return None
     image = frame(ep, t)
     hw = image.shape[:2]
-    answer = " ".join(f"{object_name(o)} {LOCATIONS.encode_box(o['box'], hw)}" for o in objs)
+    loc = LocationTokenizer(ctx.location_bins)
+    answer = " ".join(f"{object_name(o)} {loc.encode_box(o['box'], hw)}" for o in objs)
     return Example(
         target="text",
         target_value=answer,
