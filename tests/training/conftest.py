@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from training.config import load_config
@@ -52,3 +55,17 @@ def rollouts():
     return collect_rollouts(
         DataConfig(envs=["uio2/Reach-v0", "uio2/Push-v0"], episodes_per_env=2, rollout_seed=0, image_size=32)
     )
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """``load_benchmark("packing")``: a script of benchmarks/ imported as a module (it is no package)."""
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

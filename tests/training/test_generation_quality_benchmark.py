@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,15 +10,10 @@ import pytest
 from training.tasks.dense import DEPTH_RANGE, depth_to_image, segmentation_to_image
 from training.tasks.generation import NEXT_FRAME_GAP
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "generation_quality.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("generation_quality_benchmark", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("generation_quality")
 
 
 def test_psnr_is_capped_for_identical_images_and_exact_for_one_grey_level(bench):

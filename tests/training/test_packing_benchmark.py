@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "packing.py"
 
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("packing_benchmark", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_layouts_hold_the_same_examples(rollouts, make_config):
+def test_layouts_hold_the_same_examples(rollouts, make_config, load_benchmark):
     from training.datamodule import UIO2DataModule
     from training.trainer import fresh_model
 
-    bench = load_benchmark()
+    bench = load_benchmark("packing")
     cfg = make_config("/unused", "trainer.batch_size=12", "model.text_corpus_examples=100")
     model, processor = fresh_model(cfg, rollouts, None)
     stream = UIO2DataModule(cfg, processor, rollouts).stream()
@@ -39,8 +28,8 @@ def test_layouts_hold_the_same_examples(rollouts, make_config):
 
 
 @pytest.mark.slow
-def test_benchmark_writes_its_result(tmp_path):
-    bench = load_benchmark()
+def test_benchmark_writes_its_result(tmp_path, load_benchmark):
+    bench = load_benchmark("packing")
     out = tmp_path / "packing.json"
     small = (
         "model.overrides={d_model: 64, n_heads: 2, head_dim: 32, mlp_dim: 128, encoder_layers: 1, decoder_layers: 1,"
