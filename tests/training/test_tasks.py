@@ -139,7 +139,7 @@ def test_refexp_box_and_pointing_decode_to_the_annotation(rollouts):
 @pytest.mark.parametrize("family", ["refexp", "pointing", "detection", "boxes3d", "camera_pose"])
 def test_location_tokens_use_the_models_bins(family, rollouts):
     # A model with 64 location bins must never be handed <loc_N> with N >= 64 (training would stop).
-    ctx = TaskContext(capabilities=ALL, location_bins=64)
+    ctx = TaskContext(capabilities=ALL, locations=LocationTokenizer(64))
     for seed in range(3):
         ex = first_example(family, rollouts, ctx, seed=seed)
         bins = LocationTokenizer(1000).bins_in(ex.target_value)

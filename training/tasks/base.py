@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.example import Example, select_state
+from model.tokenizers.locations import LocationTokenizer
 from training.episodes import EpisodeData
 
 # Capabilities a family may need; TaskContext.capabilities says which this run has.
@@ -37,8 +38,9 @@ class TaskContext:
     state_dims: tuple[int, ...] | None = None
     # Random-shift augmentation of the policy's frames, in pixels (0: off); see ``random_shift``.
     random_shift: int = 0
-    # Bins of the model's <loc_N> tokens (ModelConfig.location_bins): boxes, points and 3D values.
-    location_bins: int = 1000
+    # The model's <loc_N> tokenizer (Processor.locations, ModelConfig.location_bins bins): boxes,
+    # points and the 3D values are written with it.
+    locations: LocationTokenizer = field(default_factory=LocationTokenizer)
 
 
 @dataclass(frozen=True)

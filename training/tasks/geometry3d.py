@@ -25,14 +25,13 @@ from training.tasks.base import (
 )
 from training.tasks.templates import prompt
 
-LOCATIONS = LocationTokenizer()  # the default bins; a run's own come from TaskContext.location_bins
 DEPTH_RANGE = (0.0, 2.0)  # metres from the camera
 SIZE_RANGE = (0.0, 0.5)  # metres, full extent per axis
 POSITION_RANGE = (-2.0, 2.0)  # metres, camera position per world axis
 UNIT_RANGE = (-1.0, 1.0)  # rotation matrix entries
 
 
-def value_token(v: float, lo_hi: tuple[float, float], loc: LocationTokenizer = LOCATIONS) -> str:
+def value_token(v: float, lo_hi: tuple[float, float], loc: LocationTokenizer) -> str:
     lo, hi = lo_hi
     return loc.token(loc.quantize(float(np.clip(v, lo, hi)) - lo, hi - lo))
 
@@ -63,7 +62,7 @@ def rot6d(rot: np.ndarray) -> np.ndarray:
     return np.concatenate([rot[:, 0], rot[:, 1]])
 
 
-def cuboid_tokens(obj: dict, camera: dict, hw: tuple[int, int], loc: LocationTokenizer = LOCATIONS) -> str:
+def cuboid_tokens(obj: dict, camera: dict, hw: tuple[int, int], loc: LocationTokenizer) -> str:
     x, y, depth = project(obj["center"], camera, hw)
     h, w = hw
     tokens = [
@@ -78,7 +77,7 @@ def cuboid_tokens(obj: dict, camera: dict, hw: tuple[int, int], loc: LocationTok
     return "".join(tokens)
 
 
-def camera_tokens(camera: dict, loc: LocationTokenizer = LOCATIONS) -> str:
+def camera_tokens(camera: dict, loc: LocationTokenizer) -> str:
     pos, rot, _ = camera_matrix(camera)
     return "".join(
         [value_token(v, POSITION_RANGE, loc) for v in pos]
@@ -100,7 +99,7 @@ def make_boxes3d(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCon
     image = frame(ep, t)
     return Example(
         target="text",
-        target_value=cuboid_tokens(o, camera, image.shape[:2], LocationTokenizer(ctx.location_bins)),
+        target_value=cuboid_tokens(o, camera, image.shape[:2], ctx.locations),
         text=prompt("boxes3d", rng, name=object_name(o)),
         image=image,
         meta={
@@ -119,7 +118,7 @@ def make_camera_pose(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: Tas
         return None
     return Example(
         target="text",
-        target_value=camera_tokens(camera, LocationTokenizer(ctx.location_bins)),
+        target_value=camera_tokens(camera, ctx.locations),
         text=prompt("camera_pose", rng),
         image=frame(ep, t),
         meta={"task": "camera_pose", "source": ep.source, "episode": ep.index, "frame": t},

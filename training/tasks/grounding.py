@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from model.example import Example
-from model.tokenizers.locations import LocationTokenizer
 from training.episodes import EpisodeData
 from training.tasks.base import (
     ANNOTATIONS,
@@ -32,7 +31,7 @@ def make_refexp(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCont
     image = frame(ep, t)
     return Example(
         target="text",
-        target_value=LocationTokenizer(ctx.location_bins).encode_box(o["box"], image.shape[:2]),
+        target_value=ctx.locations.encode_box(o["box"], image.shape[:2]),
         text=prompt("refexp", rng, name=object_name(o)),
         image=image,
         meta=meta(ep, t, "refexp", name=object_name(o), box=[float(v) for v in o["box"]]),
@@ -47,7 +46,7 @@ def make_pointing(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCo
     image = frame(ep, t)
     return Example(
         target="text",
-        target_value=LocationTokenizer(ctx.location_bins).encode_point(o["point"], image.shape[:2]),
+        target_value=ctx.locations.encode_point(o["point"], image.shape[:2]),
         text=prompt("pointing", rng, name=object_name(o)),
         image=image,
         meta=meta(ep, t, "pointing", name=object_name(o), point=[float(v) for v in o["point"]]),
@@ -60,8 +59,7 @@ def make_detection(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskC
         return None
     image = frame(ep, t)
     hw = image.shape[:2]
-    loc = LocationTokenizer(ctx.location_bins)
-    answer = " ".join(f"{object_name(o)} {loc.encode_box(o['box'], hw)}" for o in objs)
+    answer = " ".join(f"{object_name(o)} {ctx.locations.encode_box(o['box'], hw)}" for o in objs)
     return Example(
         target="text",
         target_value=answer,
