@@ -68,8 +68,13 @@ class Reference:
     def __init__(self, episodes, steps: int, batch: int, seed: int):
         torch.manual_seed(seed)
         self.vocab = {w: i for i, w in enumerate(sorted({w for e in episodes for w in words(e.instruction)}))}
+        from model.processor import scale_state
+        from training.action_stats import compute_state_stats
+
+        # The same q01/q99 scaling the UIO-2 processor gives its state token.
+        stats = compute_state_stats(episodes, STATE_DIMS)
+        self.scale = lambda s: scale_state(s, stats)
         states = np.concatenate([e.state[:, STATE_DIMS] for e in episodes])
-        self.lo, self.hi = np.quantile(states, 0.01, axis=0), np.quantile(states, 0.99, axis=0)
         images = torch.from_numpy(np.concatenate([e.images[e.main_camera] for e in episodes])).permute(
             0, 3, 1, 2
         )
@@ -89,9 +94,6 @@ class Reference:
             opt.step()
             self.losses.append(float(loss))
         self.net.eval()
-
-    def scale(self, s: np.ndarray) -> np.ndarray:
-        return np.clip(2 * (s - self.lo) / (self.hi - self.lo + 1e-6) - 1, -5, 5).astype(np.float32)
 
     def bow(self, text: str) -> np.ndarray:
         v = np.zeros(len(self.vocab), np.float32)

@@ -36,6 +36,16 @@ STATE_CLIP = 5.0
 STATE_STATS_FILE = "state_stats.json"  # the state features' q01/q99 (same format as the actions')
 
 
+def scale_state(state: np.ndarray, stats: ActionStats) -> np.ndarray:
+    """State features mapped by their q01/q99 to about [-1, 1], float32.
+
+    Clipped to +-STATE_CLIP: a state far outside the training range must not become a huge activation.
+    """
+    lo, hi = np.asarray(stats.q01, np.float32), np.asarray(stats.q99, np.float32)
+    out = np.clip(2.0 * (state - lo) / np.maximum(hi - lo, 1e-6) - 1.0, -STATE_CLIP, STATE_CLIP)
+    return out.astype(np.float32)
+
+
 @dataclass
 class EncodedExample:
     """One example, encoded; every tensor is per example (no batch axis)."""
@@ -168,12 +178,7 @@ class Processor:
                     f"state has {len(s)} features but this model was trained on {self.state_stats.dim} "
                     "(state_stats.json); pass the same features (the policy's state_dims select them)"
                 )
-            lo, hi = (
-                np.asarray(self.state_stats.q01, np.float32),
-                np.asarray(self.state_stats.q99, np.float32),
-            )
-            # Clipped: a state far outside the training range must not become a huge activation.
-            s = np.clip(2.0 * (s - lo) / np.maximum(hi - lo, 1e-6) - 1.0, -STATE_CLIP, STATE_CLIP)
+            s = scale_state(s, self.state_stats)
         out = torch.zeros(self.config.max_state_dim)
         out[: len(s)] = torch.from_numpy(s.astype(np.float32))
         return out
