@@ -2,6 +2,7 @@
 
     uio2 collect --env uio2/Tabletop-v0 --episodes 100 --out data/tabletop
     uio2 collect --env push --episodes 50 --out data/push          # a suite task by name
+    uio2 collect --env push --control waypoint --out data/push_wp  # actions = absolute waypoints
     uio2 collect --env metaworld:pick-place-v3 --episodes 20 --out data/mw
 
 Episode k is reset with seed ``--seed + k``; failed episodes are dropped unless ``--keep-failures``.
@@ -41,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="DART: execute the expert's action plus Gaussian noise of this std, record the clean action",
     )
+    parser.add_argument(
+        "--control",
+        choices=("velocity", "waypoint"),
+        default="velocity",
+        help="tabletop action: per-step velocity, or the absolute grasp-point waypoint (x, y, z, gripper); "
+        "the other is recorded beside it as a 'waypoint' / 'velocity' feature",
+    )
     parser.add_argument("--keep-failures", action="store_true", help="also write episodes the expert failed")
     parser.add_argument(
         "--max-attempts",
@@ -71,8 +79,11 @@ def run(args: argparse.Namespace) -> int:
     from envs.experts import get_expert
     from envs.rollout import record_episode
 
-    maps = {k: True for k in ("depth", "segmentation") if getattr(args, k, False)}
-    env = make_env(args.env, args.image_size, **maps)
+    kwargs = {k: True for k in ("depth", "segmentation") if getattr(args, k, False)}
+    control = getattr(args, "control", "velocity")
+    if control != "velocity":  # only our suite has a waypoint mode; other envs name the bad keyword
+        kwargs["control"] = control
+    env = make_env(args.env, args.image_size, **kwargs)
     u = env.unwrapped
     writer = LeRobotDatasetWriter(
         args.out,

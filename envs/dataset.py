@@ -43,6 +43,8 @@ SPEECH_PATH = "speech/chunk-{chunk_index:03d}/file-{file_index:03d}.npy"
 MAPS_PATH = "maps/chunk-{chunk_index:03d}/file-{file_index:03d}.npz"
 EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 LOW_DIM = ("observation.state", "action", "next.reward")
+# Columns every dataset has; any other float32 feature is an Episode extra (e.g. ``waypoint``).
+_BUILTIN = (*LOW_DIM, "timestamp")
 __all__ = ["LeRobotDataset", "LeRobotDatasetWriter", "RobomimicDataset", "write_robomimic"]
 
 
@@ -118,8 +120,8 @@ class LeRobotDatasetWriter:
         self.tasks = {t: i for i, t in enumerate(ds.tasks)}
         for i in range(len(ds)):
             table = ds._data_table(i)
-            for k in LOW_DIM:
-                self._low_dim[k].append(np.asarray(table.column(k).to_pylist(), dtype=np.float32))
+            for k in (*LOW_DIM, *ds.extra_keys):
+                self._low_dim.setdefault(k, []).append(np.asarray(table.column(k).to_pylist(), np.float32))
 
     def _empty_info(self) -> dict:
         return {
@@ -176,6 +178,8 @@ class LeRobotDatasetWriter:
             "shape": [a],
             "names": self.action_names or [f"action_{i}" for i in range(a)],
         }
+        for key, arr in sorted(ep.extras.items()):
+            features[key] = {"dtype": "float32", "shape": [arr.shape[1]], "names": None}
         for key, dtype in (
             ("next.reward", "float32"),
             ("next.done", "bool"),
@@ -203,8 +207,11 @@ class LeRobotDatasetWriter:
                     f"camera {cam!r} frames are {frames.shape[1:]}, the dataset's are "
                     f"{feats[f'observation.images.{cam}']['shape']}"
                 )
-        for key, arr in (("observation.state", ep.state), ("action", ep.action)):
-            if arr.ndim != 2 or [arr.shape[1]] != feats[key]["shape"]:
+        extras = sorted(k for k, f in feats.items() if k not in _BUILTIN and f["dtype"] == "float32")
+        if sorted(ep.extras) != extras:
+            raise ValueError(f"episode extras {sorted(ep.extras)} differ from the dataset's {extras}")
+        for key, arr in (("observation.state", ep.state), ("action", ep.action), *ep.extras.items()):
+            if arr.ndim != 2 or list(arr.shape) != [len(ep), *feats[key]["shape"]]:
                 raise ValueError(f"{key} must be (T, {feats[key]['shape'][0]}), got {arr.shape}")
 
     def add_episode(self, ep: Episode) -> int:
@@ -214,6 +221,9 @@ class LeRobotDatasetWriter:
             raise ValueError("cannot write an empty episode")
         if not (np.isfinite(ep.state).all() and np.isfinite(ep.action).all()):
             raise ValueError("episode state and action must be finite (NaN or inf found)")
+        for key, arr in ep.extras.items():
+            if not np.isfinite(arr).all():
+                raise ValueError(f"episode extra {key!r} must be finite (NaN or inf found)")
         if self.info is None or not self.info["features"]:
             self.info = self._new_info(ep)
         self._check_compatible(ep)
@@ -236,6 +246,7 @@ class LeRobotDatasetWriter:
             "index": pa.array(np.arange(start, start + n, dtype=np.int64)),
             "task_index": pa.array(np.full(n, task_index, dtype=np.int64)),
             "annotations": pa.array([json.dumps(a) for a in annotations], pa.string()),
+            **{key: _vector(arr) for key, arr in ep.extras.items()},
         }
         row: dict[str, Any] = {
             "episode_index": index,
@@ -282,14 +293,16 @@ class LeRobotDatasetWriter:
         row["maps"] = bool(maps)
         if maps:
             _atomic(self.root / MAPS_PATH.format(**loc), lambda p: _save_npz(p, maps))
-        for key, arr in (("observation.state", ep.state), ("action", ep.action), ("next.reward", ep.reward)):
+        low_dim = (("observation.state", ep.state), ("action", ep.action), ("next.reward", ep.reward))
+        low_dim += tuple(ep.extras.items())
+        for key, arr in low_dim:
             ep_stats[key] = array_stats(arr)
         for key, st in ep_stats.items():
             for name, value in st.items():
                 row[f"stats/{key}/{name}"] = json.dumps(value)
         self.episodes.append(row)
-        for k, arr in (("observation.state", ep.state), ("action", ep.action), ("next.reward", ep.reward)):
-            self._low_dim[k].append(np.asarray(arr, dtype=np.float32))
+        for k, arr in low_dim:
+            self._low_dim.setdefault(k, []).append(np.asarray(arr, dtype=np.float32))
         self.info["total_episodes"] = index + 1
         self.info["total_frames"] = start + n
         self._commit()
@@ -364,6 +377,11 @@ class LeRobotDataset:
     @property
     def camera_keys(self) -> list[str]:
         return [k for k in self.info["features"] if k.startswith("observation.images.")]
+
+    @property
+    def extra_keys(self) -> list[str]:
+        """Per-frame float32 features beyond state, action and reward (Episode.extras), e.g. ``waypoint``."""
+        return [k for k, f in self.info["features"].items() if k not in _BUILTIN and f["dtype"] == "float32"]
 
     def __len__(self) -> int:
         return len(self.episodes)
@@ -443,4 +461,5 @@ class LeRobotDataset:
             seed=None if row["seed"] < 0 else row["seed"],
             annotations=[json.loads(a) for a in table.column("annotations").to_pylist()],
             meta=json.loads(row["extra"]),
+            extras={key: np.asarray(table.column(key).to_pylist(), np.float32) for key in self.extra_keys},
         )

@@ -2,7 +2,10 @@
 
 Each expert reads the true scene (``env.unwrapped.scene``) and the episode's target, and moves the
 grasp point towards the current waypoint with a saturated proportional law; a phase ends when its
-waypoint is reached. ``get_expert(env)`` also serves the Meta-World and Fetch adapters.
+waypoint is reached. ``act`` answers in the env's control mode: the velocity in ``velocity`` mode,
+the waypoint itself ([x, y, z, gripper], which the env's controller follows with the same law) in
+``waypoint`` mode; ``extras`` holds the other one, recorded beside the action
+(envs/rollout.py). ``get_expert(env)`` also serves the Meta-World and Fetch adapters.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ class TabletopExpert:
     def reset(self) -> None:
         self._plan = None
         self._hold = 0
+        self.velocity = self.waypoint = None
+
+    @property
+    def extras(self) -> dict[str, np.ndarray]:
+        """The label of the other control mode for the last ``act``: recorded beside the action."""
+        if getattr(self.env.unwrapped, "control", "velocity") == "waypoint":
+            return {"velocity": self.velocity}
+        return {"waypoint": self.waypoint}
 
     @property
     def scene(self):
@@ -52,8 +63,13 @@ class TabletopExpert:
         return self._action(np.zeros(3), self.scene.gripper_closed)
 
     def _action(self, err: np.ndarray, close: bool) -> np.ndarray:
+        grip = 1.0 if close else -1.0
         move = np.clip(err / self.scene.max_delta, -1.0, 1.0)
-        return np.concatenate([move, [1.0 if close else -1.0]]).astype(np.float32)
+        self.velocity = np.r_[move, grip].astype(np.float32)
+        self.waypoint = np.r_[self.scene.grasp_pos() + err, grip].astype(np.float32)
+        if getattr(self.env.unwrapped, "control", "velocity") == "waypoint":
+            return self.waypoint
+        return self.velocity
 
     def plan(self):
         raise NotImplementedError
@@ -176,6 +192,10 @@ class _PerEpisode:
 
     def reset(self) -> None:
         self._expert = None
+
+    @property
+    def extras(self) -> dict[str, np.ndarray]:
+        return self._expert.extras if self._expert is not None else {}
 
     def act(self, obs=None) -> np.ndarray:
         u = self.env.unwrapped

@@ -15,7 +15,9 @@ class Episode:
     frames: camera -> (T, H, W, 3) uint8; state: (T, S) float32; action: (T, D) float32;
     reward: (T,) float32; annotations: T dicts camera -> ``env.annotations(camera)`` (or empty);
     speech: (65536,) float32 16 kHz; success: whether the episode ended in success;
-    depth / segmentation: camera -> (T, H, W) float32 metres / int32 ids, when the env renders them.
+    depth / segmentation: camera -> (T, H, W) float32 metres / int32 ids, when the env renders them;
+    extras: more per-frame float32 vectors (T, n) by feature name, e.g. ``waypoint``, the expert's current
+    absolute target beside the velocity it executed (envs/experts.py).
     """
 
     frames: dict[str, np.ndarray]
@@ -32,6 +34,7 @@ class Episode:
     meta: dict[str, Any] = field(default_factory=dict)
     depth: dict[str, np.ndarray] | None = None
     segmentation: dict[str, np.ndarray] | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.action)
@@ -68,6 +71,7 @@ def record_episode(
         k: {c: [] for c in obs[k]} for k in ("depth", "segmentation") if k in obs
     }
     states, actions, rewards, annotations = [], [], [], []
+    extras: dict[str, list[np.ndarray]] = {}
     success = False
     for _ in range(limit):
         for c in cams:
@@ -79,8 +83,16 @@ def record_episode(
         if can_annotate:
             annotations.append({c: u.annotations(c) for c in cams})
         action = np.asarray(expert.act(obs), dtype=np.float32)
+        for key, value in (getattr(expert, "extras", None) or {}).items():
+            extras.setdefault(key, []).append(np.asarray(value, dtype=np.float32))
         executed = action
-        if action_noise > 0:
+        if action_noise > 0 and getattr(u, "control", "velocity") == "waypoint":
+            # The same perturbation as in velocity mode: a noisy velocity, executed as the waypoint
+            # one step away (noise on a far target would barely change the motion).
+            velocity = np.asarray(expert.extras["velocity"], dtype=np.float32)
+            noisy = velocity + noise_rng.normal(0.0, action_noise, velocity.shape).astype(np.float32)
+            executed = u.waypoint_toward(np.clip(noisy, -1.0, 1.0))
+        elif action_noise > 0:
             space = env.action_space
             executed = action + noise_rng.normal(0.0, action_noise, action.shape).astype(np.float32)
             executed = np.clip(executed, space.low, space.high).astype(np.float32)
@@ -110,4 +122,5 @@ def record_episode(
         segmentation={c: np.stack(v) for c, v in maps["segmentation"].items()}
         if "segmentation" in maps
         else None,
+        extras={k: np.stack(v) for k, v in extras.items()},
     )

@@ -8,9 +8,13 @@ Observation (a dict, the project's contract, see /tmp/coord/API.md):
   instruction spoken at 16 kHz (voice and speed drawn per episode), zero-padded.
 - optional ``depth`` (metres, at most 10: background) and ``segmentation`` (root body ids, see ``annotations``) per camera.
 
-Action: Box(-1, 1, (4,)): dx, dy, dz of the grasp point in units of ``max_delta`` metres per step
-(0.015 m by default; one step is 20 ms of physics), gripper (> 0 close, <= 0 open). Values outside
-[-1, 1] are clipped; wrong shapes and NaN/inf raise ValueError and are never simulated.
+Action, ``control="velocity"`` (the default): Box(-1, 1, (4,)): dx, dy, dz of the grasp point in units
+of ``max_delta`` metres per step (0.015 m by default; one step is 20 ms of physics), gripper (> 0 close,
+<= 0 open). ``control="waypoint"`` (UIO-2 acted on VIMA-Bench through poses): x, y, z, the grasp
+point's absolute target in the table frame (metres; the table top is z = 0), inside the workspace, and
+the gripper; the controller moves toward it by at most ``max_delta`` per axis and step (the experts'
+own saturated law). Values outside the space are clipped; wrong shapes and NaN/inf raise ValueError
+and are never simulated.
 The episode terminates when the task's success predicate holds (``info["is_success"]``).
 """
 
@@ -25,12 +29,13 @@ from gymnasium import spaces
 from envs.annotate import annotations as _annotations
 from envs.instructions import CHARSET, MAX_LENGTH
 from envs.render import Cameras
-from envs.scene import Scene
+from envs.scene import WORKSPACE_HIGH, WORKSPACE_LOW, Scene
 from envs.speech import SPEECH_SAMPLES, SPEEDS, VOICES, pad_or_cut, synthesize
 from envs.tasks import TASKS, Task
 from envs.validation import check_action
 
 CAMERAS = ("scene", "wrist")
+CONTROL_MODES = ("velocity", "waypoint")
 MAX_DEPTH = 10.0  # metres; pixels that see nothing (the far plane) read this
 
 
@@ -62,7 +67,10 @@ class TabletopEnv(gym.Env):
         fast_render: bool = True,
         max_delta: float = 0.015,
         tasks: tuple[str, ...] | None = None,
+        control: str = "velocity",
     ):
+        if control not in CONTROL_MODES:
+            raise ValueError(f"unknown control mode {control!r}; expected one of {CONTROL_MODES}")
         if task is not None and task not in TASKS:
             raise ValueError(f"unknown tabletop task {task!r}; expected one of {sorted(TASKS)} or None")
         for name in tasks or ():
@@ -103,7 +111,13 @@ class TabletopEnv(gym.Env):
         if segmentation:
             obs["segmentation"] = spaces.Dict({c: spaces.Box(-1, 1 << 20, (h, w), np.int32) for c in cameras})
         self.observation_space = spaces.Dict(obs)
-        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self.control = control
+        if control == "waypoint":
+            low, high = np.r_[WORKSPACE_LOW, -1.0], np.r_[WORKSPACE_HIGH, 1.0]
+            self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), (4,), np.float32)
+            self.action_names = ["x", "y", "z", "gripper"]
+        else:
+            self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
 
     @property
     def max_episode_steps(self) -> int:
@@ -136,10 +150,21 @@ class TabletopEnv(gym.Env):
 
     def step(self, action):
         action = check_action(action, self.action_space)
-        self.scene.step(action[:3] * self.scene.max_delta, close=bool(action[3] > 0))
+        if self.control == "waypoint":
+            err = action[:3] - self.scene.grasp_pos()
+            delta = np.clip(err, -self.scene.max_delta, self.scene.max_delta)
+        else:
+            delta = action[:3] * self.scene.max_delta
+        self.scene.step(delta, close=bool(action[3] > 0))
         self._steps += 1
         success = self.task.success(self.scene, self.episode.target)
         return self._observation(), float(success), success, False, self._info(success)
+
+    def waypoint_toward(self, velocity: np.ndarray) -> np.ndarray:
+        """The waypoint whose execution moves as the velocity action ``velocity`` would (for DART noise)."""
+        v = np.asarray(velocity, dtype=np.float64)
+        xyz = np.clip(self.scene.grasp_pos() + v[:3] * self.scene.max_delta, WORKSPACE_LOW, WORKSPACE_HIGH)
+        return np.r_[xyz, v[3]].astype(np.float32)
 
     def render(self):
         if self.render_mode == "rgb_array":

@@ -281,3 +281,24 @@ def test_depth_and_segmentation_are_recorded_and_round_trip(tmp_path):
     for cam in ("scene", "wrist"):
         np.testing.assert_array_equal(got.depth[cam], ep.depth[cam])
         np.testing.assert_array_equal(got.segmentation[cam], ep.segmentation[cam])
+
+
+def test_waypoint_control_records_velocity_beside_and_round_trips(tmp_path):
+    """Waypoint mode: the action is the expert's absolute target; executing it retraces the velocity run."""
+    runs = {}
+    for control in ("velocity", "waypoint"):
+        env = TabletopEnv("pick_place", image_size=16, cameras=("scene",), control=control)
+        runs[control] = record_episode(env, get_expert(env), seed=3, annotate=False, action_noise=0.3)
+        env.close()
+    vel, wp = runs["velocity"], runs["waypoint"]
+    assert vel.success and wp.success and len(vel) == len(wp)
+    np.testing.assert_allclose(wp.state, vel.state, atol=1e-5)  # same law, same path, same DART noise
+    np.testing.assert_allclose(wp.action, vel.extras["waypoint"], atol=1e-5)
+    np.testing.assert_allclose(wp.extras["velocity"], vel.action, atol=1e-5)
+    w = LeRobotDatasetWriter(tmp_path, use_videos=False)
+    w.add_episode(wp)
+    ds = LeRobotDataset(tmp_path)
+    assert ds.extra_keys == ["velocity"] and "velocity" in ds.stats
+    np.testing.assert_array_equal(ds.episode(0).extras["velocity"], wp.extras["velocity"])
+    with pytest.raises(ValueError, match="extras"):
+        w.add_episode(vel)  # a velocity-mode episode carries 'waypoint', not 'velocity'
