@@ -10,7 +10,7 @@ Control runs over the websocket (one server-side session per client, so the serv
 episode's history). By default ``select_action`` is the server's own ``select_action`` and gives the
 same actions as the local policy. With ``async_threshold=N`` the client runs chunks itself: when N or
 fewer actions are left it sends the current observation for the next chunk in the background, keeps
-executing, and merges the overlap (agent/serving_chunks.py), hiding the network and model latency.
+executing, and merges the overlap (agent/serving/chunks.py), hiding the network and model latency.
 In that mode the server sees only the observations chunks are asked for, so a policy with image
 history gets frames a few steps apart (as LeRobot's async inference does).
 """
@@ -29,9 +29,9 @@ import numpy as np
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from agent.serving_chunks import ChunkMerger
-from agent.serving_codec import packb, unpackb
-from agent.serving_media import read_png, read_wav
+from agent.serving.chunks import ChunkMerger
+from agent.serving.codec import packb, unpackb
+from agent.serving.media import read_png, read_wav
 
 
 class ServerError(RuntimeError):

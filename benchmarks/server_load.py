@@ -48,7 +48,7 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from agent.server import ServerConfig, create_app
-    from agent.serving_launch import uvicorn_config
+    from agent.serving.launch import uvicorn_config
 
     policy = load_policy(args.policy_class, args.checkpoint)
     config = ServerConfig(

@@ -1,8 +1,9 @@
 """Wire format of the inference server: msgpack frames with numpy arrays as ``{dtype, shape, bytes}``.
 
 The same layout as openpi's websocket policy server, minus anything that could run code on load: only
-a whitelist of plain numeric dtypes is accepted, msgpack extension types are refused, and the byte
-count must match ``shape`` exactly. Nothing here (or anywhere in the server) uses pickle.
+a whitelist of plain numeric dtypes is accepted, msgpack extension types are refused (the timestamp,
+ext -1, too), nesting deeper than ``MAX_DEPTH`` is refused before anything recurses into it, and the
+byte count must match ``shape`` exactly. Nothing here (or anywhere in the server) uses pickle.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import numpy as np
 ALLOWED_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64", "bool")
 ARRAY_KEYS = frozenset({"dtype", "shape", "bytes"})
 MAX_NDIM = 4
+MAX_DEPTH = 32  # a control frame nests 5 deep; a deeper one is an attack on the recursion limit
+PLAIN_TYPES = (dict, list, str, bytes, int, float, bool, type(None))
 
 
 class WireError(ValueError):
@@ -84,6 +87,40 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise WireError(f"msgpack extension types are not accepted (got ext type {code})")
 
 
+def check_plain(obj: Any, name: str = "frame", max_depth: int = MAX_DEPTH) -> None:
+    """WireError unless ``obj`` is plain msgpack data (maps, arrays, str, bin, numbers, nil) at most
+    ``max_depth`` deep. Iterative, so no input can exhaust the interpreter's recursion limit."""
+    # Entries are (container, parent entry, key, depth); the path is only spelled out for an error.
+    stack: list[tuple] = [([obj], None, None, 0)]
+    while stack:
+        entry = stack.pop()
+        container, _, _, depth = entry
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, value in items:
+            if isinstance(value, dict | list):
+                if depth + 1 > max_depth:
+                    raise WireError(f"{_path(entry, key, name)} nests deeper than {max_depth} levels")
+                stack.append((value, entry, key, depth + 1))
+            elif not isinstance(value, PLAIN_TYPES):
+                what = (
+                    "ext type -1 (timestamp)"
+                    if isinstance(value, msgpack.Timestamp)
+                    else type(value).__name__
+                )
+                raise WireError(
+                    f"{_path(entry, key, name)}: msgpack extension types are not accepted, got {what}"
+                )
+
+
+def _path(entry: tuple, key: Any, name: str) -> str:
+    parts = []
+    while entry[1] is not None:
+        parts.append(key)
+        entry, key = entry[1], entry[2]
+    text = name + "".join(f".{k}" if isinstance(k, str) else f"[{k}]" for k in reversed(parts))
+    return text if len(text) <= 120 else text[:60] + "..." + text[-40:]
+
+
 def packb(obj: Any) -> bytes:
     """One msgpack frame; arrays encoded with :func:`to_wire`."""
     return msgpack.packb(to_wire(obj), use_bin_type=True)
@@ -99,6 +136,9 @@ def unpackb(frame: bytes, max_bytes: int | None = None) -> Any:
         obj = msgpack.unpackb(frame, raw=False, strict_map_key=True, ext_hook=_refuse_ext)
     except WireError:
         raise
+    except (msgpack.StackError, RecursionError):
+        raise WireError(f"frame nests deeper than {MAX_DEPTH} levels") from None
     except (ValueError, TypeError, msgpack.UnpackException) as e:
-        raise WireError(f"frame is not valid msgpack ({type(e).__name__}: {e})") from None
+        raise WireError(f"frame is not valid msgpack ({type(e).__name__}: {str(e)[:200]})") from None
+    check_plain(obj)
     return from_wire(obj)

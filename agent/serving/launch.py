@@ -9,7 +9,8 @@ from typing import Any
 
 import uvicorn
 
-from agent.server import ServerConfig
+from agent.serving.config import ServerConfig
+from agent.serving.connections import protocol_options
 
 
 def uvicorn_config(
@@ -24,7 +25,8 @@ def uvicorn_config(
         log_level=log_level,
         ws_max_size=config.max_request_bytes,  # larger frames: connection closed with 1009
         ws_per_message_deflate=False,  # a compressed frame could inflate past the limit
-        h11_max_incomplete_event_size=64 * 1024,  # request line + headers
+        # h11 with header size and time limits and a per-client connection cap (agent/serving/connections.py)
+        **protocol_options(config),
         timeout_keep_alive=5,
         # Connections beyond this get 503 from uvicorn instead of queueing without bound.
         limit_concurrency=config.max_sessions + config.max_pending,

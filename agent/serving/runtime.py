@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.serving_batching import DynamicBatcher
-from agent.serving_schemas import ObservationSpec
+from agent.serving.batching import DynamicBatcher
+from agent.serving.schemas import ObservationSpec
 
 
 def _heavy(value: Any) -> bool:
@@ -54,7 +54,22 @@ def observation_spec(policy: Any, **limits: Any) -> ObservationSpec:
     state_dim = getattr(policy, "state_dim", None)  # agent.Policy: the model's max_state_dim
     if state_dim:
         spec = replace(spec, max_state_dim=int(state_dim))
-    return spec
+    return replace(spec, **state_sizes(policy))
+
+
+def state_sizes(policy: Any) -> dict[str, Any]:
+    """The state length the policy needs: ``state_size`` (exact) and ``min_state_size`` (its state_dims).
+
+    agent.Policy reads ``state[state_dims]`` and its checkpoint's state statistics fix how many features
+    that gives; without state_dims the statistics fix the state's length itself.
+    """
+    dims = getattr(getattr(policy, "config", None), "state_dims", None)
+    stats = getattr(getattr(policy, "processor", None), "state_stats", None)
+    if dims:
+        return {"state_size": None, "min_state_size": max(max(dims) + 1, max(-d for d in dims))}
+    if stats is not None and getattr(stats, "dim", None):
+        return {"state_size": int(stats.dim), "min_state_size": int(stats.dim)}
+    return {"state_size": None, "min_state_size": 0}
 
 
 def generation_targets(policy: Any) -> list[str]:

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
-from agent.serving_codec import WireError, decode_array
+from agent.serving.codec import WireError, decode_array
 
 
 class ObservationError(ValueError):
@@ -29,6 +29,8 @@ class ObservationSpec:
     max_cameras: int = 8
     max_image_side: int = 512
     max_state_dim: int = 256
+    state_size: int | None = None  # the exact state length the checkpoint was trained on, when it says so
+    min_state_size: int = 0  # the policy's state_dims read up to this many features
     max_speech_samples: int = 65_536 * 2
     max_instruction_chars: int = 1_000
 
@@ -64,12 +66,40 @@ def _camera_maps(obs: dict, key: str, spec: ObservationSpec, required: bool) -> 
     for cam in maps:
         if not isinstance(cam, str) or not 0 < len(cam) <= 64:
             raise ObservationError(f"observation.{key} camera names must be 1-64 characters, got {cam!r}")
+        check_unicode(cam, f"observation.{key} camera name")
     missing = sorted(set(spec.cameras) - set(maps)) if required else []
     if missing:
         raise ObservationError(
             f"observation.{key} lacks cameras {missing}; the policy needs {list(spec.cameras)}"
         )
     return maps
+
+
+def check_unicode(text: str, name: str) -> str:
+    """``text``, or ObservationError when it cannot be UTF-8 (a lone UTF-16 surrogate, valid in JSON)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ObservationError(
+            f"{name} must be valid Unicode, got a lone surrogate {text[e.start]!r} at character {e.start}"
+        ) from None
+    return text
+
+
+def check_state_size(state: np.ndarray, spec: ObservationSpec) -> None:
+    n = state.shape[0]
+    if spec.state_size is not None and n != spec.state_size:
+        raise ObservationError(
+            f"observation.state has {n} values, the policy needs exactly {spec.state_size} "
+            "(the features its checkpoint was trained on; see /v1/metadata observation.state_size)"
+        )
+    if n < spec.min_state_size:
+        raise ObservationError(
+            f"observation.state has {n} values, the policy needs at least {spec.min_state_size} "
+            "(its state_dims read index {0}; see /v1/metadata observation.min_state_size)".format(
+                spec.min_state_size - 1
+            )
+        )
 
 
 def _check_side(name: str, shape: tuple[int, ...], spec: ObservationSpec) -> None:
@@ -107,6 +137,7 @@ def validate_observation(obs: Any, spec: ObservationSpec) -> dict[str, Any]:
             )
         if not np.isfinite(state).all():
             raise ObservationError("observation.state must be finite, got NaN or inf")
+        check_state_size(state, spec)
         out["state"] = state
 
     text = obs.get("instruction", "")
@@ -116,7 +147,7 @@ def validate_observation(obs: Any, spec: ObservationSpec) -> dict[str, Any]:
         raise ObservationError(
             f"observation.instruction has {len(text)} characters, at most {spec.max_instruction_chars}"
         )
-    out["instruction"] = text
+    out["instruction"] = check_unicode(text, "observation.instruction")
 
     speech = obs.get("speech")
     if speech is not None:
@@ -151,10 +182,10 @@ def validate_observation(obs: Any, spec: ObservationSpec) -> dict[str, Any]:
 class ArrayIn(BaseModel):
     """A numpy array: dtype name, shape, and its raw little-endian C-order bytes in base64."""
 
-    model_config = ConfigDict(extra="forbid")
-    dtype: str = Field(examples=["uint8"])
-    shape: list[int] = Field(max_length=4, examples=[[96, 96, 3]])
-    bytes: str = Field(description="base64 of the raw bytes (standard alphabet)")
+    model_config = ConfigDict(extra="forbid", strict=True)
+    dtype: StrictStr = Field(examples=["uint8"])
+    shape: list[StrictInt] = Field(max_length=4, examples=[[96, 96, 3]])  # ints only: no "64", no true
+    bytes: StrictStr = Field(description="base64 of the raw bytes (standard alphabet)")
 
     def to_numpy(self, name: str) -> np.ndarray:
         try:
@@ -170,7 +201,7 @@ class ArrayIn(BaseModel):
 class ObservationIn(BaseModel):
     """The Observation of API.md: camera frames, state, instruction, optional speech, depth, segmentation."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     images: dict[str, ArrayIn] = Field(description="camera name -> (H, W, 3) uint8 RGB")
     state: ArrayIn | None = Field(None, description="(S,) float32 proprioception")
     instruction: str = Field("", description="the task instruction")
@@ -192,26 +223,44 @@ class ObservationIn(BaseModel):
         return validate_observation(obs, spec)
 
 
-class ObservationRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(BaseModel):
+    """Request bodies: unknown fields refused, no type coercion, text that is valid Unicode."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _unicode(cls, v: Any, info: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ValueError(
+                    f"must be valid Unicode, got a lone surrogate at character {e.start}"
+                ) from None
+        return v
+
+
+class ObservationRequest(_Strict):
     observation: ObservationIn
 
 
 class AnswerRequest(ObservationRequest):
-    question: str = Field(min_length=1, max_length=1_000)
+    question: StrictStr = Field(min_length=1, max_length=1_000)
 
 
 class BoxesRequest(ObservationRequest):
-    name: str = Field(min_length=1, max_length=200, description="the object to locate, e.g. 'red cube'")
+    name: StrictStr = Field(min_length=1, max_length=200, description="the object to locate, e.g. 'red cube'")
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(_Strict):
     """Text, an image or speech generated from a prompt about the current observation."""
 
-    model_config = ConfigDict(extra="forbid")
-    prompt: str = Field(min_length=1, max_length=1_000)
+    prompt: StrictStr = Field(min_length=1, max_length=1_000)
     observation: ObservationIn
-    listen: bool = Field(False, description="give the model observation.speech too (to ask what was said)")
+    listen: StrictBool = Field(
+        False, description="give the model observation.speech too (to ask what was said)"
+    )
 
 
 class ArrayOut(BaseModel):

@@ -5,8 +5,8 @@ import pytest
 
 from agent.client import PolicyClient
 from agent.server import ServerConfig, create_app
-from agent.serving_launch import BackgroundServer
-from agent.serving_runtime import new_session
+from agent.serving.launch import BackgroundServer
+from agent.serving.runtime import new_session
 
 
 @pytest.fixture(scope="module")

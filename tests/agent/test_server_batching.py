@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from agent.serving_batching import DynamicBatcher, Overloaded
+from agent.serving.batching import DynamicBatcher, Overloaded
 
 
 def _run(coro):

@@ -4,8 +4,8 @@ import msgpack
 import numpy as np
 import pytest
 
-from agent.serving_chunks import ChunkMerger
-from agent.serving_codec import WireError, decode_array, packb, unpackb
+from agent.serving.chunks import ChunkMerger
+from agent.serving.codec import WireError, decode_array, packb, unpackb
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int32", "float32", "float64", "bool"])

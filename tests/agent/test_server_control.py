@@ -11,8 +11,8 @@ from websockets.sync.client import connect
 
 from agent.client import PolicyClient, RequestRejected, ServerError
 from agent.server import ServerConfig, create_app
-from agent.serving_codec import packb, unpackb
-from agent.serving_launch import BackgroundServer
+from agent.serving.codec import packb, unpackb
+from agent.serving.launch import BackgroundServer
 
 LIMIT = 512 * 1024
 

@@ -9,8 +9,8 @@ import pytest
 
 from agent.client import observation_to_json
 from agent.server import ServerConfig, create_app
-from agent.serving_launch import BackgroundServer
-from agent.serving_media import read_png, read_wav
+from agent.serving.launch import BackgroundServer
+from agent.serving.media import read_png, read_wav
 
 LIMIT = 1024 * 1024
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agent.serving_runtime import generation_targets, new_session, observation_spec
+from agent.serving.runtime import generation_targets, new_session, observation_spec
 
 
 class _PolicyWithoutSessions:
@@ -51,6 +51,6 @@ def test_spec_and_targets_come_from_the_policy(policy):
 
 def test_no_pickle_in_the_serving_code():
     root = Path(__file__).resolve().parents[2] / "agent"
-    files = [root / "server.py", root / "client.py", *root.glob("serving_*.py")]
+    files = [root / "server.py", root / "client.py", *(root / "serving").glob("*.py")]
     for f in files:
         assert not re.search(r"^\s*(import|from)\s+(c?pickle|dill|joblib|shelve)\b", f.read_text(), re.M), f

@@ -11,8 +11,8 @@ from websockets.exceptions import InvalidStatus
 
 from agent.client import PolicyClient
 from agent.server import ServerConfig, create_app
-from agent.serving_launch import BackgroundServer
-from agent.serving_security import InsecureBindError, check_bind, is_loopback, read_token
+from agent.serving.launch import BackgroundServer
+from agent.serving.security import InsecureBindError, TokenError, check_bind, is_loopback, read_token
 
 TOKEN = "s3cret-token-0123456789"
 
@@ -35,12 +35,23 @@ def test_http_needs_the_token_except_health(url):
     r = httpx.get(f"{url}/v1/metadata")
     assert r.status_code == 401 and "Authorization: Bearer" in r.json()["detail"]
     assert httpx.get(f"{url}/v1/metadata", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    paths = httpx.get(f"{url}/openapi.json").json()["paths"]  # the schema itself is public
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    paths = httpx.get(f"{url}/openapi.json", headers=auth).json()["paths"]
     for path, methods in paths.items():
         for method in methods:
-            if path != "/health":  # 401 before the body is even parsed
-                assert httpx.request(method, f"{url}{path}", json={}).status_code == 401, (method, path)
-    assert httpx.get(f"{url}/v1/metadata", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+            if path != "/health":  # 401 before the body is even parsed: no body, a bad one, garbage
+                for body in ({"json": {}}, {"json": {"observation": 3}}, {"content": b"\x00{not json"}):
+                    r = httpx.request(method, f"{url}{path}", **body)
+                    assert r.status_code == 401, (method, path, body, r.text)
+    assert httpx.get(f"{url}/v1/metadata", headers=auth).status_code == 200
+
+
+def test_docs_and_openapi_need_the_token(url):
+    for path in ("/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect", "/no-such-page"):
+        assert httpx.get(f"{url}{path}").status_code == 401, path
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.get(f"{url}/openapi.json", headers=auth).json()["info"]["title"] == "uio2 serve"
+    assert httpx.get(f"{url}/docs", headers=auth).status_code == 200
 
 
 def test_websocket_needs_the_token(url, policy):
@@ -70,7 +81,7 @@ def test_other_interfaces_need_a_long_token(host):
     assert not is_loopback(host)
     with pytest.raises(InsecureBindError, match=f"refusing to bind '{host}' without a token"):
         check_bind(host, None)
-    with pytest.raises(InsecureBindError, match="at least 16 characters, got 5"):
+    with pytest.raises(InsecureBindError, match="at least 16 bytes, got 5"):
         check_bind(host, "short")
     check_bind(host, TOKEN)
 
@@ -83,6 +94,37 @@ def test_token_is_read_from_a_file_or_the_environment(tmp_path, monkeypatch):
     f = tmp_path / "token"
     f.write_text("from-file-token-abcdef\nignored\n")
     assert read_token(str(f)) == "from-file-token-abcdef"
+
+
+@pytest.mark.parametrize("content", ["", "\n", "   \n", "abc\n", "15-bytes-token!"])
+def test_an_empty_or_short_token_is_refused_naming_where_it_came_from(tmp_path, monkeypatch, content):
+    f = tmp_path / "token"
+    f.write_text(content)
+    with pytest.raises(TokenError, match=f"the token file '{f}' (is empty|holds a token of)"):
+        read_token(str(f))
+    monkeypatch.setenv("UIO2_SERVE_TOKEN", content)
+    if content.strip():
+        with pytest.raises(TokenError, match="UIO2_SERVE_TOKEN holds a token of"):
+            read_token(None)
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        ServerConfig(token=content.strip() or "x")
+
+
+@pytest.mark.parametrize("content", ["", "abc\n"])
+def test_uio2_serve_refuses_an_empty_or_short_token_file(tmp_path, content):
+    """Even on loopback: a server told to use a token never starts with authentication off."""
+    f = tmp_path / "token"
+    f.write_text(content)
+    env = {k: v for k, v in os.environ.items() if k != "UIO2_SERVE_TOKEN"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "serve", "--checkpoint", str(tmp_path), "--token-file", str(f)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"the token file '{f}'" in proc.stderr and "16 bytes" in proc.stderr
 
 
 def test_uio2_serve_refuses_a_public_interface_without_a_token(tmp_path):
