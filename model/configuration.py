@@ -79,6 +79,14 @@ class ModelConfig:
     # Robot state: zero-padded to max_state_dim and projected to one encoder token.
     max_state_dim: int = 32
 
+    # Pointer readout (model/pointer.py): location tokens and action bins also read off where a
+    # small attention over the example's image tokens lands. The tiny model cannot otherwise learn
+    # image -> position in minutes on a CPU (it answers the same point for every image); the
+    # paper sizes keep UIO-2's plain readout.
+    pointer_readout: bool = False
+    pointer_dim: int = 64
+    pointer_sigma: float = 0.25  # Gaussian width in patches
+
     # Targets.
     max_text_target_len: int = 64
     image_target_size: int = 64  # pixels of a target image handed to the image VQ-GAN
@@ -117,6 +125,10 @@ class ModelConfig:
         if self.max_decoder_len < longest:
             raise ValueError(
                 f"max_decoder_len {self.max_decoder_len} must hold the longest target ({longest} tokens)"
+            )
+        if self.pointer_readout and (self.pointer_dim < 1 or not self.pointer_sigma > 0):
+            raise ValueError(
+                f"pointer_dim must be >= 1 and pointer_sigma > 0, got {self.pointer_dim}, {self.pointer_sigma}"
             )
         for name in ("image_patch_keep", "audio_patch_keep"):
             if not 0.0 < getattr(self, name) <= 1.0:

@@ -112,6 +112,13 @@ def generate(
         rope_angles(torch.arange(steps, device=device)[None, :, None], None, cfg.head_dim, cfg.rope_base)
     )
     table = model.output_table(target)[0].float().t()
+    pointing = getattr(model, "pointer", None) is not None and model.pointer_bins(target) is not None
+    if pointing:
+        if guided:
+            raise ValueError("the pointer readout scores text and action targets, which take no guidance")
+        context = model.pointer_context(batch, enc)
+        allowed = context[2][:, None, :]  # one example per row: its image tokens
+        select = torch.ones(b2, 1, dtype=torch.bool, device=device)
     tokens = torch.full((b2, steps + 1), BOS_ID, dtype=torch.long, device=device)
     finished = torch.zeros(b, dtype=torch.bool, device=device)
     greedy = not do_sample or temperature <= 0
@@ -130,7 +137,10 @@ def generate(
         for blk, cache, kv in zip(model.decoder, caches, cross_kv):
             y = blk(y, mask, angles, None, x_mask, cross_kv=kv, cache=cache if use_cache else None)
         with full_precision(y):
-            logits = model.decoder_norm(y[:, -1]).float() @ table
+            last = model.decoder_norm(y[:, -1:])
+            logits = last[:, 0].float() @ table
+            if pointing:
+                logits = model.pointed_logits(logits, last, select, target, context, allowed)
         if guided:
             logp = F.log_softmax(logits, -1)
             logp = (1 + guidance_scale) * logp[:b] - guidance_scale * logp[b:]

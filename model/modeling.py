@@ -35,7 +35,8 @@ from model.layers import (
     rope_angles,
     rope_tables,
 )
-from model.packing import DEC_MODALITY, ENC_KINDS, unpack
+from model.packing import DEC_MODALITY, ENC_KINDS, KIND, unpack
+from model.pointer import PointerReadout, add_pointer, pointer_mask
 from model.vocabulary import Vocabulary
 
 
@@ -90,6 +91,7 @@ class UnifiedIO(nn.Module):
             DecoderBlock(d, c.n_heads, c.head_dim, c.mlp_dim, eps) for _ in range(c.decoder_layers)
         )
         self.decoder_norm = RMSNorm(d, eps)
+        self.pointer = PointerReadout(d, c.pointer_dim, c.pointer_sigma) if c.pointer_readout else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -100,6 +102,41 @@ class UnifiedIO(nn.Module):
                 if name.endswith(("o.weight", "down.weight")):
                     std = 0.02 / (2 * max(self.config.encoder_layers, self.config.decoder_layers)) ** 0.5
                 nn.init.normal_(p, std=std)
+        if self.pointer is not None:
+            self.pointer.reset_parameters()
+
+    # -- pointer readout -----------------------------------------------------------------------
+    def pointer_bins(self, modality: str) -> tuple[int, int] | None:
+        """(offset in the modality's output segment, number of bins) the pointer scores, or None."""
+        if self.pointer is None or modality not in ("text", "action"):
+            return None
+        start, _ = self.vocab.output_range(modality)
+        seg = self.vocab.segments["location" if modality == "text" else "action"]
+        return seg.start - start, seg.size
+
+    def pointer_context(self, batch: dict[str, Any], enc: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What every pointer call of one encoder pass shares: keys, patch centres, image tokens."""
+        is_image = batch["enc_kind"] == KIND["image"]
+        keys, centres = self.pointer.prepare(enc, is_image, batch["enc_pos"], self.config.image_grid)
+        return keys, centres, is_image
+
+    def pointed_logits(
+        self,
+        logits: torch.Tensor,
+        hidden: torch.Tensor,
+        select: torch.Tensor,
+        modality: str,
+        context: tuple[torch.Tensor, ...],
+        allowed: torch.Tensor,
+    ) -> torch.Tensor:
+        """Logits (P, segment) at the positions ``select`` marks, with the pointer's log-probabilities added."""
+        where = self.pointer_bins(modality)
+        if where is None:
+            return logits
+        offset, bins = where
+        keys, centres, _ = context
+        log_p = self.pointer.log_probs(hidden, keys, centres, allowed, select, bins, self.config.image_grid)
+        return add_pointer(logits, log_p, offset)
 
     # -- encoder -------------------------------------------------------------------------------
     def _encoder_features(
@@ -194,11 +231,16 @@ class UnifiedIO(nn.Module):
         token_z = torch.zeros_like(token_ce)
         info: dict[str, Any] = {}
         logits_out = {}
+        if self.pointer is not None:
+            context = self.pointer_context(batch, enc)
+            allowed = pointer_mask(batch["dec_segment"], batch["enc_segment"], context[2])
         for modality, idx in DEC_MODALITY.items():
             sel = batch["dec_modality"] == idx
             if not bool(sel.any()):
                 continue
             logits = self.logits(hidden[sel], modality)
+            if self.pointer is not None:
+                logits = self.pointed_logits(logits, hidden, sel, modality, context, allowed)
             start, _ = self.vocab.output_range(modality)
             local = target[sel] - start
             if bool(((local < 0) | (local >= logits.shape[-1])).any()):
