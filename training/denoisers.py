@@ -14,8 +14,11 @@ objective) into one objective and sets its prefix token ([Text][R], [Image][S], 
 
 ``MixtureOfDenoisers(config, weights)(encoded, rng)`` picks the objective by weight, or takes
 ``encoded.meta["objective"]`` when a task sets it (a task's "S" keeps its target whole).
-``denoise(encoded, rng, processor)`` is the data module's entry: a supervised example keeps its
-target whole unless it is drawn (``denoise_fraction``) for a denoising objective.
+``denoise(encoded, rng, processor)`` is the data module's entry. As in UIO-2, the denoisers are
+for pre-training data: an example whose meta sets ``pretraining`` (captions, our alt-text) is
+drawn for a denoising objective with probability ``denoise_fraction``; every supervised example
+(pointing, boxes, questions, actions, ...) keeps its target whole under [S]. Rewriting those too
+moved ``<loc_y>`` into the prompt or put a sentinel first in half the pointing examples.
 """
 
 from __future__ import annotations
@@ -260,8 +263,9 @@ def denoise(
     weights: Mapping[str, Mapping[str, float]] | None = None,
     denoise_fraction: float = 0.5,
 ) -> EncodedExample:
-    """Apply the mixture to ``denoise_fraction`` of the examples that set no objective; the others
-    (and every example whose meta sets "S") keep their supervised target whole."""
+    """Apply the mixture to ``denoise_fraction`` of the pre-training examples (meta ``pretraining``)
+    that set no objective; supervised examples, and every example whose meta sets "S", keep their
+    target whole."""
     if not 0.0 <= denoise_fraction <= 1.0:
         raise ValueError(f"denoise_fraction must be in [0, 1], got {denoise_fraction}")
     key = None if weights is None else repr(sorted((m, sorted(w.items())) for m, w in weights.items()))
@@ -273,6 +277,8 @@ def denoise(
         cached = (key, MixtureOfDenoisers(processor.config, weights, processor.vocab, uncond))
         _MIXTURES[processor] = cached
     mixture = cached[1]
-    if encoded.meta.get("objective") is None and rng.random() >= denoise_fraction:
+    if encoded.meta.get("objective") is None and (
+        not encoded.meta.get("pretraining") or rng.random() >= denoise_fraction
+    ):
         return mixture(encoded.replace(meta={**encoded.meta, "objective": "S"}), rng)
     return mixture(encoded, rng)

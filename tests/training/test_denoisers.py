@@ -156,11 +156,24 @@ def test_cfg_dropout_replaces_the_image_prompt(setup):
     assert out.text_ids[1:].tolist() == generic and out.text_ids[0] == proc.vocab.prefix_id("image", "S")
 
 
-def test_denoise_entry_keeps_most_supervised_targets_whole(setup):
+def test_denoise_entry_keeps_every_supervised_target_whole(setup):
+    """A pointing/VQA/... example is never rewritten (it was, half the time, before the fix)."""
     from training.denoisers import denoise
 
     _, proc, _ = setup
     e = _text_example(proc)
+    for i in range(40):
+        out = denoise(e, np.random.default_rng(i), proc, denoise_fraction=0.5)
+        assert torch.equal(out.target_ids, e.target_ids) and out.objective == "S"
+        assert torch.equal(out.text_ids[1:], e.text_ids[1:])
+
+
+def test_denoise_entry_rewrites_a_fraction_of_pretraining_examples(setup):
+    from training.denoisers import denoise
+
+    _, proc, _ = setup
+    e = _text_example(proc)
+    e = e.replace(meta={**e.meta, "pretraining": True})
     outs = [denoise(e, np.random.default_rng(i), proc, denoise_fraction=0.5) for i in range(40)]
     whole = sum(torch.equal(o.target_ids, e.target_ids) and o.objective == "S" for o in outs)
     assert 8 <= whole <= 32 and {o.objective for o in outs} >= {"S", "R"}

@@ -40,7 +40,8 @@ def make_caption(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCon
         target_value=caption_for([object_name(o) for o in objs], rng),
         text=prompt("caption", rng),
         image=frame(ep, t),
-        meta={"task": "caption", "source": ep.source, "episode": ep.index, "frame": t},
+        # Captions are our alt-text, the pre-training data UIO-2 applies its denoisers to.
+        meta={"task": "caption", "source": ep.source, "episode": ep.index, "frame": t, "pretraining": True},
     )
 
 
