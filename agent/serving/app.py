@@ -185,12 +185,12 @@ def create_app(
     media = {"image": ("image/png", png_bytes), "audio": ("audio/wav", wav_bytes)}
 
     async def generate(body: GenerateRequest, target: str) -> Response:
+        obs = body.observation.to_observation(spec)  # a bad input is 422 on every endpoint, even here
         if target not in generation_targets(policy):
             what = "image" if target == "image" else "audio"
             raise HTTPException(
                 501, detail=f"this checkpoint cannot generate {target}: it has no {what} VQ-GAN tokenizer"
             )
-        obs = body.observation.to_observation(spec)
         out = await model_call(policy.generate, obs, target, body.prompt, body.listen)
         media_type, encode = media[target]
         return Response(encode(np.asarray(out)), media_type=media_type)

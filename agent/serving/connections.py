@@ -27,6 +27,7 @@ from agent.serving.config import MAX_HEADER_BYTES
 
 log = logging.getLogger("uio2.serve")
 END_OF_HEADERS = b"\r\n\r\n"
+LINGER_S = 1.0
 
 
 def guarded_protocol(
@@ -54,6 +55,7 @@ class GuardedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._awaiting_headers = True
+        self._discarding = False
         self._header_bytes = 0
         self._tail = b""
         self._header_timer: asyncio.TimerHandle | None = None
@@ -63,7 +65,9 @@ class GuardedH11Protocol(H11Protocol):
             held = sum(1 for c in self.connections if getattr(c, "client", None) and c.client[0] == host)
             if held > self.max_per_client:
                 type(self).refused += 1
-                self._refuse(503, f"too many connections from {host} (limit {self.max_per_client})")
+                self._refuse(
+                    503, f"too many connections from {host} (limit {self.max_per_client})", linger=False
+                )
                 return
         self._arm_header_timer()
 
@@ -77,7 +81,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _header_timeout(self) -> None:
         self._header_timer = None
-        if self.transport.is_closing():
+        if self._discarding or self.transport.is_closing():
             return
         if self._draining():  # an answered request whose body still trickles in: no one waits for it
             self.transport.close()
@@ -87,7 +91,7 @@ class GuardedH11Protocol(H11Protocol):
             else:
                 self.transport.close()
 
-    def _refuse(self, status: int, text: str) -> None:
+    def _refuse(self, status: int, text: str, linger: bool = True) -> None:
         now = time.monotonic()
         if now - GuardedH11Protocol._last_log >= 1.0:  # a flood must not become a log flood
             GuardedH11Protocol._last_log = now
@@ -100,11 +104,19 @@ class GuardedH11Protocol(H11Protocol):
         ).encode()
         self._awaiting_headers = False
         self._disarm_header_timer()
+        self._discarding = True
+        self.connections.discard(self)  # a refused connection no longer counts against any limit
         self.transport.write(head + body)
-        self.transport.close()
+        # Lingering close: closing with the client's data unread would reset the connection and could
+        # lose this answer, so end our side, drop what still comes, and close after LINGER_S.
+        if linger and self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self.transport.is_closing():
+        if self._discarding or self.transport.is_closing():
             return
         if self._awaiting_headers:
             if self._header_timer is None:  # the next request on a kept-alive connection

@@ -40,7 +40,13 @@ def test_http_needs_the_token_except_health(url):
     for path, methods in paths.items():
         for method in methods:
             if path != "/health":  # 401 before the body is even parsed: no body, a bad one, garbage
-                for body in ({"json": {}}, {"json": {"observation": 3}}, {"content": b"\x00{not json"}):
+                json_type = {"content-type": "application/json"}
+                for body in (
+                    {"json": {}},
+                    {"json": {"observation": 3}},
+                    {"content": b"\x00{not json", "headers": json_type},
+                    {"content": b'{"a":' * 5000, "headers": json_type},
+                ):
                     r = httpx.request(method, f"{url}{path}", **body)
                     assert r.status_code == 401, (method, path, body, r.text)
     assert httpx.get(f"{url}/v1/metadata", headers=auth).status_code == 200
