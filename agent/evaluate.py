@@ -67,15 +67,18 @@ def benchmark_tasks(env: str) -> list[str]:
     return [env]  # a single registered env id
 
 
-def make_env(env: str, task: str, image_size: int):
+def make_env(env: str, task: str, image_size: int, control: str = "velocity"):
+    """The benchmark's env; ``control`` other than velocity (our suite's waypoint mode) goes to the env,
+    which names the keyword if it has no such mode."""
     from envs import make_benchmark
 
+    kwargs = {"image_size": image_size, **({"control": control} if control != "velocity" else {})}
     key = env.lower()
     if key in ("mt10", "mt50"):
         key = "metaworld"
     if key in ("tabletop", "metaworld", "fetch"):
-        return make_benchmark(key, task, image_size=image_size)
-    return make_benchmark(task, None, image_size=image_size)
+        return make_benchmark(key, task, **kwargs)
+    return make_benchmark(task, None, **kwargs)
 
 
 def overlay(frame: np.ndarray, text: str, scale: int = 4) -> np.ndarray:
@@ -102,7 +105,9 @@ def run_task(policy, cfg: EvalConfig, task: str, video_dir: Path | None, bar=Non
         raise ValueError(f"instruction must be one of {INSTRUCTION_MODES}, got {cfg.instruction!r}")
     batched = hasattr(policy, "select_action_batch") and hasattr(policy, "new_session")
     num_envs = max(1, min(cfg.num_envs if batched else 1, cfg.episodes))
-    envs_ = [make_env(cfg.env, task, cfg.image_size) for _ in range(num_envs)]
+    # What the policy's commands mean travels in its checkpoint (policy.json "control").
+    control = getattr(getattr(policy, "config", None), "control", "velocity")
+    envs_ = [make_env(cfg.env, task, cfg.image_size, control) for _ in range(num_envs)]
     episodes: list[dict[str, Any]] = []
     try:
         for start in range(0, cfg.episodes, num_envs):

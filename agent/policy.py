@@ -49,6 +49,9 @@ class PolicyConfig:
     """How the policy turns chunks into commands; saved as ``policy.json`` next to the weights."""
 
     camera: str = "scene"  # the camera whose frames are the model's image input
+    # What a command means: "velocity" (per-step deltas) or "waypoint" (absolute targets the env's
+    # controller moves toward); evaluation builds the env in this mode.
+    control: str = "velocity"
     history: int = 2  # previous frames given as image history (oldest first)
     state_dims: list[int] | None = None  # the state features the model reads (None: all), as in training
     n_action_steps: int | None = None  # receding horizon; None: the whole chunk
@@ -99,8 +102,13 @@ class Policy:
         stats = processor.action_tokenizer.stats
         self.action_dim = stats.dim
         self.chunk_size = model.config.action_chunk_size
-        low = self.config.action_low if self.config.action_low is not None else stats.min
-        high = self.config.action_high if self.config.action_high is not None else stats.max
+        # Default limits: the training data's range, in the robot's frame (camera-frame waypoints
+        # keep theirs beside the calibration; their statistics are in pixels).
+        frame = processor.action_frame
+        data_low = frame.low if frame is not None and frame.low is not None else stats.min
+        data_high = frame.high if frame is not None and frame.high is not None else stats.max
+        low = self.config.action_low if self.config.action_low is not None else data_low
+        high = self.config.action_high if self.config.action_high is not None else data_high
         self.action_low = np.asarray(low, np.float32)
         self.action_high = np.asarray(high, np.float32)
         for name, v in (("action_low", self.action_low), ("action_high", self.action_high)):

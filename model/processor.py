@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from model import audio as audio_lib
+from model.action_frame import CameraActionFrame
 from model.configuration import ModelConfig
 from model.example import AUDIO_SAMPLE_RATE, Example, check_image
 from model.tokenizers.actions import ActionStats, ActionTokenizer
@@ -33,6 +34,7 @@ from model.vocabulary import EOS_ID, OBJECTIVES, TARGET_MODALITIES, Vocabulary
 VOCAB_FILE = "vocabulary.json"
 ACTION_STATS_FILE = "action_stats.json"
 STATE_CLIP = 5.0
+ACTION_FRAME_FILE = "action_frame.json"  # the camera calibration of camera-frame waypoints, if any
 STATE_STATS_FILE = "state_stats.json"  # the state features' q01/q99 (same format as the actions')
 
 
@@ -104,8 +106,13 @@ class Processor:
         image_tokenizer: Any = None,
         audio_tokenizer: Any = None,
         state_stats: ActionStats | None = None,
+        action_frame: CameraActionFrame | None = None,
     ):
         self.config = config
+        # Waypoints written as a pixel + height in a calibrated camera (model/action_frame.py):
+        # targets are converted before binning and decoded actions converted back, so every
+        # caller (datasets, the policy, the server) sees the robot's own frame.
+        self.action_frame = action_frame
         # Robot state is scaled to about [-1, 1] per feature (q01/q99 of the training data): raw
         # metres are ~0.1, which next to unit-scale embeddings would leave the state token all
         # but blind to where the hand is. None: the state is used as given.
@@ -205,6 +212,8 @@ class Processor:
             raise ValueError(
                 f"action target must be (K={k}, D={self.action_tokenizer.dim}), got {actions.shape}"
             )
+        if self.action_frame is not None:
+            actions = self.action_frame.to_camera(actions)
         bins = self.action_tokenizer.encode(actions).reshape(-1)
         return torch.from_numpy(bins) + self.vocab.segments["action"].start
 
@@ -335,7 +344,8 @@ class Processor:
             raise ValueError(
                 f"action ids must lie in the action segment [{start}, {start + size}), got {ids}"
             )
-        return self.action_tokenizer.decode(bins.reshape(-1, self.action_tokenizer.dim))
+        actions = self.action_tokenizer.decode(bins.reshape(-1, self.action_tokenizer.dim))
+        return actions if self.action_frame is None else self.action_frame.from_camera(actions)
 
     def decode_image(self, ids) -> np.ndarray:
         codes = torch.as_tensor(ids).long().reshape(1, -1) - self.vocab.segments["image"].start
@@ -358,6 +368,8 @@ class Processor:
             self.action_tokenizer.stats.save(d / ACTION_STATS_FILE)
         if self.state_stats is not None:
             self.state_stats.save(d / STATE_STATS_FILE)
+        if self.action_frame is not None:
+            (d / ACTION_FRAME_FILE).write_text(json.dumps(self.action_frame.to_dict(), indent=2))
         # VQ-GANs that know how to save themselves travel in sub-folders (model/vqgan.py's format).
         for kind in ("image", "audio"):
             tok = getattr(self, f"{kind}_tokenizer")
@@ -374,6 +386,9 @@ class Processor:
         text = TextTokenizer.load(d) if (d / "text_tokenizer.json").exists() else None
         stats = ActionStats.load(d / ACTION_STATS_FILE) if (d / ACTION_STATS_FILE).exists() else None
         state = ActionStats.load(d / STATE_STATS_FILE) if (d / STATE_STATS_FILE).exists() else None
+        frame = None
+        if (d / ACTION_FRAME_FILE).exists():
+            frame = CameraActionFrame(**json.loads((d / ACTION_FRAME_FILE).read_text()))
         vq = {}
         if (d / "image_tokenizer").is_dir():
             from model.vqgan import ImageVQGAN
@@ -383,4 +398,4 @@ class Processor:
             from model.audio_vqgan import AudioVQGAN
 
             vq["audio_tokenizer"] = AudioVQGAN.from_pretrained(d / "audio_tokenizer")
-        return cls(config, vocab, text, stats, state_stats=state, **vq)
+        return cls(config, vocab, text, stats, state_stats=state, action_frame=frame, **vq)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.action_frame import CameraActionFrame, pixel_stats
 from model.example import select_state
 from model.tokenizers.actions import ActionStats
 from training.episodes import DatasetError, EpisodeData
@@ -28,13 +29,37 @@ def action_dim(episodes: list[EpisodeData]) -> int:
     return int(dim)
 
 
-def compute_action_stats(episodes: list[EpisodeData]) -> ActionStats:
-    """q01/q99 (and mean, std, min, max) over every frame of every episode."""
+def compute_action_stats(episodes: list[EpisodeData], frame: CameraActionFrame | None = None) -> ActionStats:
+    """q01/q99 (and mean, std, min, max) over every frame of every episode (in ``frame`` when given)."""
     action_dim(episodes)
     for ep in episodes:
         if not np.isfinite(ep.action).all():
             raise DatasetError(f"{ep.where('action')}: NaN or inf in actions; cannot compute statistics")
-    return ActionStats.from_actions(np.concatenate([ep.action for ep in episodes]))
+    actions = np.concatenate([ep.action for ep in episodes])
+    if frame is None:
+        return ActionStats.from_actions(actions)
+    return pixel_stats(ActionStats.from_actions(frame.to_camera(actions)))
+
+
+def action_frame_for(frame: str, camera: str, episodes: list[EpisodeData]) -> CameraActionFrame | None:
+    """``"native"``: None (actions binned as they are). ``"camera"``: the calibration of ``camera`` from
+    the episodes' annotations, for absolute waypoints [x, y, z, ...] in the table frame."""
+    if frame == "native":
+        return None
+    if frame != "camera":
+        raise ValueError(f"data.action_frame must be 'native' or 'camera', got {frame!r}")
+    ep = episodes[0]
+    cam = ep.main_camera if camera not in ep.images else camera
+    first = (ep.annotations or [{}])[0]  # EpisodeData keeps the model camera's annotations
+    calib = first.get("camera") or first.get(cam, {}).get("camera")
+    if calib is None:
+        raise DatasetError(
+            f"{ep.where('annotations')}: data.action_frame=camera needs the camera pose of {cam!r} in the "
+            "annotations (datasets from `uio2 collect` carry it); use action_frame=native otherwise"
+        )
+    if action_dim(episodes) < 3:
+        raise DatasetError(f"{ep.where('action')}: camera-frame waypoints need actions [x, y, z, ...]")
+    return CameraActionFrame.from_annotation(calib, np.concatenate([e.action for e in episodes]))
 
 
 def check_action_stats(stats: ActionStats, episodes: list[EpisodeData], stats_source: str) -> None:

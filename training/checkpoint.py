@@ -36,7 +36,12 @@ POLICY_FILE = "policy.json"  # agent.policy.PolicyConfig's file: a policy feeds 
 
 def policy_defaults(cfg) -> dict:
     """The PolicyConfig fields a training run fixes: which camera, how much history, which state features."""
-    return {"camera": cfg.data.camera, "history": cfg.data.history, "state_dims": cfg.data.state_dims}
+    return {
+        "camera": cfg.data.camera,
+        "history": cfg.data.history,
+        "state_dims": cfg.data.state_dims,
+        "control": cfg.data.control,
+    }
 
 
 def step_dir(root: Path, step: int) -> Path:

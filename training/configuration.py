@@ -65,6 +65,13 @@ class DataConfig:
     state_dims: list[int] | None = None
     # Random-shift augmentation of action examples' frames, up to this many pixels (0: off).
     random_shift: int = 0
+    # How actions are written: "native" bins each dimension as the dataset stores it; "camera" writes
+    # absolute waypoints [x, y, z, ...] as the target's pixel in ``camera`` (row, column fractions)
+    # plus its height (model/action_frame.py), so the pointer readout that points also acts.
+    action_frame: Literal["native", "camera"] = "native"
+    # What an action means to the env (saved in policy.json; `uio2 eval` drives the env so):
+    # "velocity" (per-step deltas) or "waypoint" (absolute targets, our suite's waypoint mode).
+    control: Literal["velocity", "waypoint"] = "velocity"
     # K future actions per target; None = the model preset's action_chunk_size (must match a loaded checkpoint's).
     chunk_size: int | None = None
     # Share of action examples whose instruction is spoken; None = the mixture's action/action_speech weights.

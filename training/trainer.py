@@ -22,7 +22,12 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 
 from model.processor import Processor
 from model.tokenizers.actions import ActionStats, ActionTokenizer
-from training.action_stats import check_action_stats, compute_action_stats, compute_state_stats
+from training.action_stats import (
+    action_frame_for,
+    check_action_stats,
+    compute_action_stats,
+    compute_state_stats,
+)
 from training.build import model_config, text_corpus, train_text_tokenizer
 from training.checkpoint import TRAINER_STATE, PretrainedCheckpoint, latest_checkpoint
 from training.configuration import TrainConfig
@@ -72,9 +77,10 @@ def fresh_model(
     from model.modeling import UnifiedIO
 
     config = model_config(cfg.model, cfg.data.chunk_size)
-    stats = compute_action_stats(episodes)
+    frame = action_frame_for(cfg.data.action_frame, cfg.data.camera, episodes)
+    stats = compute_action_stats(episodes, frame)
     state = compute_state_stats(episodes, cfg.data.state_dims)
-    bare = Processor(config, action_stats=stats, state_stats=state, **_vq_tokenizers(cfg))
+    bare = Processor(config, action_stats=stats, state_stats=state, action_frame=frame, **_vq_tokenizers(cfg))
     ctx = task_context(cfg, episodes, bare, synthesize)
     # Another seed than the training stream's; quiet, as the data module logs the same dropped families.
     weights = mixture_weights(cfg.data.mixture, cfg.data.speech_prob)
@@ -82,7 +88,12 @@ def fresh_model(
     examples = [mixture.example(i) for i in range(cfg.model.text_corpus_examples)]
     tokenizer = train_text_tokenizer(text_corpus(examples, episodes), config.text_vocab_size)
     processor = Processor(
-        config, text_tokenizer=tokenizer, action_stats=stats, state_stats=state, **_vq_tokenizers(cfg)
+        config,
+        text_tokenizer=tokenizer,
+        action_stats=stats,
+        state_stats=state,
+        action_frame=frame,
+        **_vq_tokenizers(cfg),
     )
     torch.manual_seed(cfg.seed)
     return UnifiedIO(config), processor
@@ -168,7 +179,8 @@ def prepare(
             )
         model, processor = load_pretrained(cfg.init_from)
         if cfg.data.recompute_stats:
-            set_action_stats(processor, compute_action_stats(episodes))
+            processor.action_frame = action_frame_for(cfg.data.action_frame, cfg.data.camera, episodes)
+            set_action_stats(processor, compute_action_stats(episodes, processor.action_frame))
             processor.state_stats = compute_state_stats(episodes, cfg.data.state_dims)
         elif processor.action_tokenizer is None:
             raise ValueError(f"{cfg.init_from} has no action statistics; fine-tune with recompute_stats=true")

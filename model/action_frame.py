@@ -1,0 +1,94 @@
+"""Waypoints written in a calibrated camera: (x, y, z, ...) <-> (v, u, z, ...).
+
+An absolute waypoint (the grasp point's target in the table frame) is, for a fixed camera, a
+pixel plus a height: ``v``, ``u`` are the target's image row and column as fractions of the
+image (0..1, the same fractions location tokens use), ``z`` stays metres. Written this way the
+acting skill is the pointing skill: the model's pointer readout (model/pointer.py) reads ``v``
+and ``u`` off where it looks, where it would have to learn the camera's projection to write
+``x`` and ``y``. The calibration travels in the checkpoint (policy.json); decoding intersects the
+pixel's ray with the plane at height ``z``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from model.tokenizers.actions import ActionStats
+
+
+@dataclass
+class CameraActionFrame:
+    pos: list[float]  # camera position, table frame (m)
+    xmat: list[list[float]]  # 3x3 rotation, columns = camera x, y, z axes; it looks along -z (MuJoCo)
+    fovy: float  # vertical field of view (degrees)
+    width: int
+    height: int
+    # The data's waypoints' range in the table frame: the policy's default command limits (the
+    # action statistics hold the camera frame).
+    low: list[float] | None = None
+    high: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        pos, rot = np.asarray(self.pos, float), np.asarray(self.xmat, float)
+        if (
+            pos.shape != (3,)
+            or rot.shape != (3, 3)
+            or not (np.isfinite(pos).all() and np.isfinite(rot).all())
+        ):
+            raise ValueError(f"camera pos must be 3 and xmat 3x3 finite values, got {self.pos}, {self.xmat}")
+        if not 0 < self.fovy < 180 or self.width < 1 or self.height < 1:
+            raise ValueError(f"camera fovy must be in (0, 180) and its size positive, got {self.fovy}, "
+                             f"{self.width}x{self.height}")  # fmt: skip
+
+    @classmethod
+    def from_annotation(cls, camera: dict, actions: np.ndarray | None = None) -> CameraActionFrame:
+        """From a tabletop annotation's ``camera`` entry (envs/annotate.py), with the data's (N, D) waypoints' range."""
+        low = high = None
+        if actions is not None:
+            low, high = np.min(actions, 0).tolist(), np.max(actions, 0).tolist()
+        return cls(
+            camera["pos"], camera["xmat"], camera["fovy"], camera["width"], camera["height"], low, high
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def _focal(self) -> float:
+        return 0.5 * self.height / np.tan(np.deg2rad(self.fovy) / 2)
+
+    def to_camera(self, actions: np.ndarray) -> np.ndarray:
+        """(..., D >= 3) waypoints [x, y, z, ...] -> [v, u, z, ...] (row, column fractions)."""
+        a = np.asarray(actions, np.float64)
+        cam = (a[..., :3] - np.asarray(self.pos)) @ np.asarray(self.xmat)
+        depth = np.maximum(-cam[..., 2], 1e-6)
+        u = (self.width / 2 + self._focal * cam[..., 0] / depth) / self.width
+        v = (self.height / 2 - self._focal * cam[..., 1] / depth) / self.height
+        return np.concatenate([v[..., None], u[..., None], a[..., 2:]], -1).astype(np.float32)
+
+    def from_camera(self, actions: np.ndarray) -> np.ndarray:
+        """(..., D >= 3) [v, u, z, ...] -> [x, y, z, ...]: the pixel's ray meets the plane at height z."""
+        a = np.asarray(actions, np.float64)
+        f = self._focal
+        ray_cam = np.stack(
+            [(a[..., 1] * self.width - self.width / 2) / f, -(a[..., 0] * self.height - self.height / 2) / f,
+             -np.ones(a.shape[:-1])], -1,
+        )  # fmt: skip
+        ray = ray_cam @ np.asarray(self.xmat).T
+        pos = np.asarray(self.pos)
+        # A ray parallel to the plane (never for a camera looking down at the table) stays finite.
+        dz = np.where(np.abs(ray[..., 2]) > 1e-9, ray[..., 2], -1e-9)
+        t = (a[..., 2] - pos[2]) / dz
+        xy = pos[:2] + t[..., None] * ray[..., :2]
+        return np.concatenate([xy, a[..., 2:]], -1).astype(np.float32)
+
+
+def pixel_stats(stats: ActionStats) -> ActionStats:
+    """Statistics of camera-frame waypoints: v and u bin the whole image (0..1), as location tokens
+    do, so a bin is a fixed image place whatever the data's spread (the pointer relies on it)."""
+    q01, q99 = list(stats.q01), list(stats.q99)
+    q01[0] = q01[1] = 0.0
+    q99[0] = q99[1] = 1.0
+    return ActionStats(q01=q01, q99=q99, mean=stats.mean, std=stats.std, min=stats.min, max=stats.max)
