@@ -1,6 +1,10 @@
-"""The BC reference benchmark's policy: trains on real rollouts, listens to the instruction, stays in limits."""
+"""The BC reference benchmark: reads both label kinds of a waypoint dataset, learns, listens, acts in limits."""
 
 from __future__ import annotations
+
+import argparse
+import json
+import math
 
 import numpy as np
 import pytest
@@ -11,15 +15,71 @@ def bench(load_benchmark):
     return load_benchmark("bc_reference")
 
 
-def test_reference_fits_the_demonstrations_and_reads_the_instruction(bench, rollouts):
-    ref = bench.Reference(rollouts, steps=150, batch=16, seed=0)
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Three Reach demonstrations recorded in waypoint mode (the velocity rides along), 32 px."""
+    from envs.collect import add_arguments, run
+
+    out = tmp_path_factory.mktemp("bc") / "reach_wp"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--env",
+            "reach",
+            "--episodes",
+            "3",
+            "--out",
+            str(out),
+            "--image-size",
+            "32",
+            "--control",
+            "waypoint",
+        ]
+    )
+    assert run(args) == 0
+    return out
+
+
+def test_both_label_kinds_come_from_one_waypoint_dataset(bench, dataset):
+    wp = bench.load_demos([str(dataset)], "waypoint")
+    vel = bench.load_demos([str(dataset)], "velocity")
+    assert len(wp) == len(vel) == 3 and wp[0].task == "reach"
+    assert np.abs(vel[0].label).max() <= 1.0  # velocities in action units
+    # Waypoints are absolute grasp-point targets (metres): the label is not the per-step move.
+    assert not np.allclose(wp[0].label[:, :3], vel[0].label[:, :3])
+    assert bench.dataset_control(__import__("envs.dataset").dataset.LeRobotDataset(dataset)) == "waypoint"
+
+
+@pytest.mark.parametrize("labels", ["waypoint", "velocity"])
+def test_reference_fits_the_demonstrations_and_reads_the_instruction(bench, dataset, labels):
+    demos = bench.load_demos([str(dataset)], labels)
+    ref = bench.Reference(demos, labels, batch=16, seed=0).fit(150)
     assert np.mean(ref.losses[-20:]) < 0.5 * np.mean(ref.losses[:5])  # it learns
     obs = {
-        "images": {"scene": rollouts[0].images["scene"][0]},
-        "state": rollouts[0].state[0],
-        "instruction": rollouts[0].instruction,
+        "images": {"scene": demos[0].images[0]},
+        "state": demos[0].state[0],
+        "instruction": demos[0].instruction,
     }
     a = ref.act(obs)
-    assert a.shape == (rollouts[0].action.shape[1],) and np.isfinite(a).all() and np.abs(a).max() <= 1.0
-    other = next(e.instruction for e in rollouts if e.instruction != rollouts[0].instruction)
+    assert a.shape == (4,) and np.isfinite(a).all()
+    if labels == "velocity":
+        assert np.abs(a).max() <= 1.0
+    else:
+        from envs.scene import WORKSPACE_HIGH, WORKSPACE_LOW
+
+        assert (a[:3] >= WORKSPACE_LOW - 1e-6).all() and (a[:3] <= WORKSPACE_HIGH + 1e-6).all()
+    other = "reach the " + ("blue" if "red" in obs["instruction"] else "red") + " ball"
     assert not np.allclose(a, ref.act({**obs, "instruction": other}))  # FiLM: the words change the act
+
+
+def test_quick_run_writes_finite_success_figures(bench, dataset, tmp_path):
+    out = tmp_path / "bc.json"
+    summary = bench.main(["--dataset", str(dataset), "--labels", "waypoint", "--quick", "--out", str(out)])
+    written = json.loads(out.read_text())
+    assert written["labels"] == written["control"] == "waypoint" and written["quick"]
+    marks = written["success"]["reference_cnn"]
+    assert len(marks) == 1 and marks[0]["steps"] > 0 and math.isfinite(marks[0]["train_loss"])
+    reach = marks[0]["success"]["reach"]
+    assert 0.0 <= reach["success_rate"] <= 1.0 and reach["episodes"] == 2
+    assert math.isfinite(summary["steps_per_s"]) and math.isfinite(summary["final_loss"])
