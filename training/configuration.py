@@ -69,6 +69,10 @@ class DataConfig:
     # absolute waypoints [x, y, z, ...] as the target's pixel in ``camera`` (row, column fractions)
     # plus its height (model/action_frame.py), so the pointer readout that points also acts.
     action_frame: Literal["native", "camera"] = "native"
+    # Which labels are the actions: "action" as recorded; "waypoint" the dataset's recorded waypoint
+    # feature (our experts record it beside velocity actions); "keyframes" waypoints found in the
+    # trajectory (training/keyframes.py) for datasets with low-level actions only.
+    action_labels: Literal["action", "waypoint", "keyframes"] = "action"
     # What an action means to the env (saved in policy.json; `uio2 eval` drives the env so):
     # "velocity" (per-step deltas) or "waypoint" (absolute targets, our suite's waypoint mode).
     control: Literal["velocity", "waypoint"] = "velocity"

@@ -33,6 +33,8 @@ class EpisodeData:
     task: str = ""
     success: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+    # More per-frame labels by name, (T, n) float32: e.g. ``waypoint`` beside velocity actions.
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def where(self, key: str) -> str:
         return f"{self.source}, episode {self.index}, key {key!r}"

@@ -33,6 +33,7 @@ from training.checkpoint import TRAINER_STATE, PretrainedCheckpoint, latest_chec
 from training.configuration import TrainConfig
 from training.datamodule import UIO2DataModule, task_context
 from training.episodes import EpisodeData
+from training.keyframes import select_action_labels
 from training.loggers import LossHistory, build_loggers
 from training.mixture import TaskMixture, mixture_weights
 from training.module import UIO2Module
@@ -162,6 +163,7 @@ def prepare(
         from training.sources import load_episodes
 
         episodes = load_episodes(cfg.data)
+    episodes = select_action_labels(episodes, cfg.data.action_labels)
     if synthesize is None:
         synthesize = default_synthesizer()
 

@@ -1,0 +1,81 @@
+"""Waypoint labels for datasets that carry only low-level actions: keyframes found in the trajectory.
+
+A demonstration is a sequence of moves between a few poses that matter: where the gripper closed
+or opened, and where the arm paused. Each frame's waypoint label is the end-effector position at
+the next such keyframe plus the gripper command held until then (the keyframe idea of C2F-ARM /
+PerAct, found here from the trajectory alone). Our suite's experts record their true waypoints
+(``waypoint`` beside the velocity action); this is for everyone else's data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def find_keyframes(
+    position: np.ndarray, gripper: np.ndarray, pause_speed: float = 1e-3, min_pause: int = 2
+) -> list[int]:
+    """Sorted frame indices: the last frame before each gripper change, each pause's first frame,
+    and the last frame. ``position`` (T, 3) metres; ``gripper`` (T,) commands (> 0 closed);
+    ``pause_speed``: metres per frame below which the arm counts as still for ``min_pause`` frames."""
+    position, gripper = np.asarray(position, np.float64), np.asarray(gripper, np.float64)
+    t = len(position)
+    if position.ndim != 2 or position.shape[1] != 3 or gripper.shape != (t,) or t == 0:
+        raise ValueError(
+            f"find_keyframes needs (T, 3) positions and (T,) gripper commands, got {position.shape} and "
+            f"{gripper.shape}"
+        )
+    closed = gripper > 0
+    keys = {t - 1}
+    keys.update(int(i) for i in np.nonzero(closed[1:] != closed[:-1])[0])  # the frame before a change
+    speed = np.r_[np.linalg.norm(np.diff(position, axis=0), axis=1), np.inf]
+    still = speed < pause_speed
+    run = 0
+    for i in range(t):
+        run = run + 1 if still[i] else 0
+        if run == min_pause:
+            keys.add(i - min_pause + 1)
+    return sorted(keys)
+
+
+def keyframe_waypoints(position: np.ndarray, gripper: np.ndarray, **kwargs) -> np.ndarray:
+    """(T, 4) float32 waypoint labels [x, y, z, gripper]: the position at the next keyframe after
+    each frame (the last frame aims at itself), with the gripper command given at that frame."""
+    position, gripper = np.asarray(position, np.float64), np.asarray(gripper, np.float64)
+    keys = np.asarray(find_keyframes(position, gripper, **kwargs))
+    t = len(position)
+    # The next keyframe strictly after frame i (a frame on a keyframe aims at the following one,
+    # except at the end): where the arm is going, not where it is.
+    nxt = keys[np.minimum(np.searchsorted(keys, np.arange(t), side="right"), len(keys) - 1)]
+    grip = np.where(gripper > 0, 1.0, -1.0)
+    return np.c_[position[nxt], grip].astype(np.float32)
+
+
+def select_action_labels(episodes: list, labels: str, position_dims=(0, 1, 2)) -> list:
+    """Episodes whose ``action`` holds the labels to train on (``data.action_labels``):
+    ``"action"`` as recorded; ``"waypoint"`` the recorded ``waypoint`` feature (our experts record it
+    beside velocity actions); ``"keyframes"`` waypoints found in the trajectory (state ``position_dims``
+    and the action's last dimension as the gripper)."""
+    import dataclasses
+
+    from training.episodes import DatasetError
+
+    if labels == "action":
+        return episodes
+    out = []
+    for ep in episodes:
+        if labels == "waypoint":
+            if "waypoint" not in ep.extras:
+                raise DatasetError(
+                    f"{ep.where('waypoint')}: data.action_labels=waypoint needs a recorded 'waypoint' feature "
+                    f"(have {sorted(ep.extras)}); use action_labels=keyframes to find waypoints in the trajectory"
+                )
+            action = ep.extras["waypoint"]
+        elif labels == "keyframes":
+            action = keyframe_waypoints(ep.state[:, list(position_dims)], ep.action[:, -1])
+        else:
+            raise ValueError(
+                f"data.action_labels must be 'action', 'waypoint' or 'keyframes', got {labels!r}"
+            )
+        out.append(dataclasses.replace(ep, action=np.asarray(action, np.float32)))
+    return out
