@@ -30,7 +30,21 @@ def test_demo_quick_runs_every_stage(tmp_path):
     # The checkpoint says how training fed the model (state features, history) and the robot's limits.
     policy = json.loads((Path(report["train"]["checkpoint"]) / "policy.json").read_text())
     assert policy["state_dims"] == [0, 1, 2, 6, 7] and policy["history"] == 0
-    assert policy["action_low"] == [-1.0] * 4 and policy["action_high"] == [1.0] * 4
+    # Waypoint control: the commands are targets inside the arm's workspace, written in the scene camera.
+    assert policy["control"] == "waypoint"
+    assert policy["action_low"] == [-0.32, -0.3, 0.012, -1.0] and policy["action_high"] == [
+        0.32,
+        0.25,
+        0.3,
+        1.0,
+    ]
+    assert (Path(report["train"]["checkpoint"]) / "action_frame.json").exists()
+    from envs.dataset import LeRobotDataset
+
+    ds = LeRobotDataset(out / "dataset" / "reach")
+    assert ds.info["features"]["action"]["names"] == ["x", "y", "z", "gripper"] and ds.extra_keys == [
+        "velocity"
+    ]
 
 
 def test_a_rerun_reuses_its_demonstrations_and_never_mixes_in_others(tmp_path):
