@@ -5,20 +5,24 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export WANDB_MODE ?= offline
 
-.PHONY: setup demo test test-fast lint format
+.PHONY: setup setup-lerobot demo test test-fast lint format
 
 setup:
 	@bash scripts/setup.sh
 
+# The real lerobot library in .venv-lerobot: tests check that it loads what we write (about a minute, once).
+setup-lerobot:
+	@bash scripts/setup_lerobot.sh
+
 demo: setup
 	$(VENV)/bin/uio2 demo
 
-test: setup
+test: setup setup-lerobot
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: setup setup-lerobot
 	$(PY) -m pytest -q -m "not slow and not ros"
 
 lint: setup

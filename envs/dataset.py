@@ -1,21 +1,26 @@
-"""Demonstration datasets in the LeRobotDataset v3 layout: a writer that only ever lists whole episodes, and a reader.
+"""Demonstration datasets in the LeRobotDataset v3.0 layout: a writer that only ever lists whole episodes.
 
-Layout under ``root``::
+The real ``lerobot`` (>= 0.4) loads what this writes (``LeRobotDataset(repo_id, root=DIR)``: frames,
+states, actions, tasks); envs.lerobot_reader reads it back, and reads what lerobot writes. Layout::
 
     meta/info.json                               codebase_version v3.0, features, fps, totals, path templates
     meta/stats.json                              per feature: min max mean std count q01 q10 q50 q90 q99
-    meta/tasks.parquet                           task (the instruction) -> task_index
+    meta/tasks.parquet                           task_index, with the task strings as the pandas index
     meta/episodes/chunk-000/file-000.parquet     one row per episode: length, tasks, file indices, per-episode stats
     data/chunk-CCC/file-FFF.parquet              frames: observation.state, action, next.*, indices, annotations (JSON)
-    videos/observation.images.<cam>/chunk-CCC/file-FFF.mp4
+    videos/observation.images.<cam>/chunk-CCC/file-FFF.mp4   (lossless H.264 4:4:4; lerobot decodes it)
     speech/chunk-CCC/file-FFF.npy                the episode's spoken instruction, (65536,) float32 16 kHz (uio2 extra)
     maps/chunk-CCC/file-FFF.npz                  depth_<cam> (T,H,W) float32 m, segmentation_<cam> int32 (if recorded)
+
+Our extras live where lerobot does not look (speech/, maps/, ``info["uio2"]``, extra episode columns) or
+are features it accepts (``annotations`` strings, float32 ``Episode.extras`` vectors such as ``waypoint``).
 
 Each episode gets its own data/video/speech file (LeRobot's size-based file rollover with one episode per
 file), so an episode is added without rewriting earlier ones. Every file is written to a temporary name and
 renamed; ``meta/info.json`` is renamed last and is the commit point: the reader lists only the first
 ``info["total_episodes"]`` episodes, so a writer killed at any moment leaves a dataset of whole episodes.
-Re-opening a root resumes after its last committed episode.
+Re-opening a root resumes after its last committed episode and deletes files a killed writer left past it
+(lerobot, which globs data/*/*.parquet, would otherwise read them).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +37,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from envs.hdf5 import RobomimicDataset, write_robomimic
+from envs.lerobot_reader import LeRobotDataset, LeRobotFormatError
 from envs.rollout import Episode
 from envs.stats import aggregate, array_stats, image_stats
-from envs.video import read_video, write_video
+from envs.video import write_video
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
@@ -45,7 +52,13 @@ EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 LOW_DIM = ("observation.state", "action", "next.reward")
 # Columns every dataset has; any other float32 feature is an Episode extra (e.g. ``waypoint``).
 _BUILTIN = (*LOW_DIM, "timestamp")
-__all__ = ["LeRobotDataset", "LeRobotDatasetWriter", "RobomimicDataset", "write_robomimic"]
+__all__ = [
+    "LeRobotDataset",
+    "LeRobotDatasetWriter",
+    "LeRobotFormatError",
+    "RobomimicDataset",
+    "write_robomimic",
+]
 
 
 def _atomic(path: Path, write) -> None:
@@ -87,6 +100,49 @@ def _png(frame: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _tasks_table(tasks: dict[str, int]) -> pa.Table:
+    """meta/tasks.parquet as lerobot writes it (``DataFrame.to_parquet``): task strings as the pandas index."""
+    names = sorted(tasks, key=tasks.get)
+    pandas_meta = {
+        "index_columns": ["__index_level_0__"],
+        "column_indexes": [
+            {
+                "name": None,
+                "field_name": None,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": {"encoding": "UTF-8"},
+            }
+        ],
+        "columns": [
+            {
+                "name": "task_index",
+                "field_name": "task_index",
+                "pandas_type": "int64",
+                "numpy_type": "int64",
+                "metadata": None,
+            },
+            {
+                "name": None,
+                "field_name": "__index_level_0__",
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": None,
+            },
+        ],
+        "attributes": {},
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": "2.3.3",
+    }
+    table = pa.table(
+        {
+            "task_index": pa.array([tasks[t] for t in names], pa.int64()),
+            "__index_level_0__": pa.array(names, pa.string()),
+        }
+    )
+    return table.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()})
+
+
 class LeRobotDatasetWriter:
     """Appends ``Episode``s to a LeRobotDataset v3 folder (creating it, or resuming an existing one)."""
 
@@ -108,6 +164,7 @@ class LeRobotDatasetWriter:
         self._low_dim: dict[str, list[np.ndarray]] = {k: [] for k in LOW_DIM}
         if (self.root / "meta" / "info.json").exists():
             self._resume()
+            self._remove_uncommitted()
         else:  # an empty, valid dataset from the start: a writer killed in its first episode leaves this
             _write_json(self.root / "meta" / "info.json", self._empty_info())
 
@@ -118,10 +175,27 @@ class LeRobotDatasetWriter:
         self.info, self.episodes = ds.info, ds.episodes
         self.fps, self.use_videos = ds.info["fps"], ds.info["uio2"]["use_videos"]
         self.tasks = {t: i for i, t in enumerate(ds.tasks)}
+        for row in self.episodes:  # stats of datasets written before they were nested lists: JSON strings
+            row.update(
+                {k: json.loads(v) for k, v in row.items() if k.startswith("stats/") and isinstance(v, str)}
+            )
         for i in range(len(ds)):
             table = ds._data_table(i)
             for k in (*LOW_DIM, *ds.extra_keys):
                 self._low_dim.setdefault(k, []).append(np.asarray(table.column(k).to_pylist(), np.float32))
+
+    def _remove_uncommitted(self) -> None:
+        """Delete the files of episodes past the commit point, which a writer killed mid-episode left.
+
+        Our reader never lists them, but lerobot globs every data/*/*.parquet and would read their frames.
+        With one episode per file, ``chunk-CCC/file-FFF`` is episode CCC * CHUNKS_SIZE + FFF.
+        """
+        n = len(self.episodes)
+        for top in ("data", "videos", "speech", "maps"):
+            for path in sorted((self.root / top).rglob("*")):
+                m = re.fullmatch(r"chunk-(\d+)/\.?file-(\d+)\..*", f"{path.parent.name}/{path.name}")
+                if m and path.is_file() and int(m[1]) * CHUNKS_SIZE + int(m[2]) >= n:
+                    path.unlink()
 
     def _empty_info(self) -> dict:
         return {
@@ -299,7 +373,7 @@ class LeRobotDatasetWriter:
             ep_stats[key] = array_stats(arr)
         for key, st in ep_stats.items():
             for name, value in st.items():
-                row[f"stats/{key}/{name}"] = json.dumps(value)
+                row[f"stats/{key}/{name}"] = value  # nested lists, as lerobot writes them
         self.episodes.append(row)
         for k, arr in low_dim:
             self._low_dim.setdefault(k, []).append(np.asarray(arr, dtype=np.float32))
@@ -312,7 +386,7 @@ class LeRobotDatasetWriter:
         stats = {k: array_stats(np.concatenate(v)) for k, v in self._low_dim.items()}
         for key in self.info["features"]:
             if key.startswith("observation.images."):
-                per = [{n: json.loads(r[f"stats/{key}/{n}"]) for n in stats["action"]} for r in self.episodes]
+                per = [{n: r[f"stats/{key}/{n}"] for n in stats["action"]} for r in self.episodes]
                 stats[key] = aggregate(per)
         return stats
 
@@ -320,146 +394,7 @@ class LeRobotDatasetWriter:
         """Metadata for every written episode; info.json last, as the commit point."""
         self.info["total_tasks"] = len(self.tasks)
         self.info["splits"] = {"train": f"0:{self.info['total_episodes']}"}
-        tasks = sorted(self.tasks, key=self.tasks.get)
-        _write_parquet(
-            self.root / "meta" / "tasks.parquet",
-            pa.table(
-                {
-                    "task_index": pa.array([self.tasks[t] for t in tasks], pa.int64()),
-                    "task": pa.array(tasks, pa.string()),
-                }
-            ),
-        )
+        _write_parquet(self.root / "meta" / "tasks.parquet", _tasks_table(self.tasks))
         _write_json(self.root / "meta" / "stats.json", self._stats())
         _write_parquet(self.root / EPISODES_PATH, pa.Table.from_pylist(self.episodes))
         _write_json(self.root / "meta" / "info.json", self.info)
-
-
-class LeRobotDataset:
-    """Reads a LeRobotDataset v3 folder: ``len(ds)`` episodes, ``ds.episode(i) -> Episode``, ``.stats``, ``.meta``."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        info_path = self.root / "meta" / "info.json"
-        if not info_path.exists():
-            raise FileNotFoundError(f"not a LeRobotDataset: {info_path} does not exist")
-        self.info = json.loads(info_path.read_text())
-        if not str(self.info.get("codebase_version", "")).startswith("v3"):
-            raise ValueError(
-                f"expected a LeRobotDataset v3.x, got codebase_version {self.info.get('codebase_version')!r}"
-            )
-        n = self.info["total_episodes"]
-        rows = pq.read_table(self.root / EPISODES_PATH).to_pylist() if n else []
-        # Only committed episodes: a writer killed after writing the episode list but before info.json
-        # may have listed one more.
-        self.episodes = [r for r in rows if r["episode_index"] < n]
-        tasks = pq.read_table(self.root / "meta" / "tasks.parquet").to_pylist() if n else []
-        self.tasks = [t["task"] for t in sorted(tasks, key=lambda t: t["task_index"])]
-        stats_path = self.root / "meta" / "stats.json"
-        self.stats = json.loads(stats_path.read_text()) if n else {}
-        if len(self.episodes) != n:
-            raise ValueError(
-                f"{self.root}: info.json lists {n} episodes, meta/episodes has {len(self.episodes)}"
-            )
-
-    @property
-    def meta(self) -> dict:
-        return self.info
-
-    @property
-    def fps(self) -> int:
-        return self.info["fps"]
-
-    @property
-    def num_frames(self) -> int:
-        return self.info["total_frames"]
-
-    @property
-    def camera_keys(self) -> list[str]:
-        return [k for k in self.info["features"] if k.startswith("observation.images.")]
-
-    @property
-    def extra_keys(self) -> list[str]:
-        """Per-frame float32 features beyond state, action and reward (Episode.extras), e.g. ``waypoint``."""
-        return [k for k, f in self.info["features"].items() if k not in _BUILTIN and f["dtype"] == "float32"]
-
-    def __len__(self) -> int:
-        return len(self.episodes)
-
-    def __iter__(self):
-        return (self.episode(i) for i in range(len(self)))
-
-    def _data_table(self, i: int) -> pa.Table:
-        row = self.episodes[i]
-        path = self.root / self.info["data_path"].format(
-            chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
-        )
-        table = pq.read_table(path)
-        mask = np.asarray(table.column("episode_index").to_numpy() == i)
-        return table.filter(pa.array(mask))
-
-    @property
-    def cameras(self) -> list[str]:
-        return [k.removeprefix("observation.images.") for k in self.camera_keys]
-
-    def episode(self, i: int, cameras: list[str] | None = None) -> Episode:
-        """Episode ``i`` with decoded frames, exact state/action/reward, annotations and speech.
-
-        ``cameras`` limits which streams are decoded (video decoding is most of the cost); None: all.
-        """
-        if not 0 <= i < len(self):
-            raise IndexError(f"episode index {i} out of range for a dataset of {len(self)} episodes")
-        row = self.episodes[i]
-        table = self._data_table(i)
-        frames = {}
-        for key in self.camera_keys:
-            cam = key.removeprefix("observation.images.")
-            if cameras is not None and cam not in cameras:
-                continue
-            if self.info["features"][key]["dtype"] == "video":
-                path = self.root / self.info["video_path"].format(
-                    video_key=key,
-                    chunk_index=row[f"videos/{key}/chunk_index"],
-                    file_index=row[f"videos/{key}/file_index"],
-                )
-                first = round(row[f"videos/{key}/from_timestamp"] * self.fps)
-                frames[cam] = read_video(path, first, first + row["length"])
-            else:
-                from PIL import Image
-
-                frames[cam] = np.stack(
-                    [
-                        np.asarray(Image.open(io.BytesIO(v["bytes"])).convert("RGB"))
-                        for v in table.column(key).to_pylist()
-                    ]
-                )
-        speech_path = self.root / self.info["uio2"]["speech_path"].format(
-            chunk_index=row["speech/chunk_index"], file_index=row["speech/file_index"]
-        )
-        depth = segmentation = None
-        if row.get("maps"):
-            path = self.root / self.info["uio2"]["maps_path"].format(
-                chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]
-            )
-            with np.load(path, allow_pickle=False) as z:
-                depth = {k.removeprefix("depth_"): z[k] for k in z.files if k.startswith("depth_")} or None
-                segmentation = {
-                    k.removeprefix("segmentation_"): z[k] for k in z.files if k.startswith("segmentation_")
-                } or None
-        return Episode(
-            depth=depth,
-            segmentation=segmentation,
-            frames=frames,
-            state=np.asarray(table.column("observation.state").to_pylist(), dtype=np.float32),
-            action=np.asarray(table.column("action").to_pylist(), dtype=np.float32),
-            reward=table.column("next.reward").to_numpy().astype(np.float32),
-            instruction=row["tasks"][0],
-            speech=np.load(speech_path, allow_pickle=False),
-            success=bool(row["success"]),
-            task=row["task_name"],
-            env_id=row["env_id"],
-            seed=None if row["seed"] < 0 else row["seed"],
-            annotations=[json.loads(a) for a in table.column("annotations").to_pylist()],
-            meta=json.loads(row["extra"]),
-            extras={key: np.asarray(table.column(key).to_pylist(), np.float32) for key in self.extra_keys},
-        )

@@ -48,3 +48,43 @@ def read_video(path: str | Path, start: int = 0, stop: int | None = None) -> np.
     if not out:
         raise ValueError(f"no frames in [{start}, {stop}) of {path}")
     return np.stack(out)
+
+
+class VideoTimestampError(ValueError):
+    """A requested timestamp has no frame in the video (outside it, or a frame missing)."""
+
+
+def read_video_at(path: str | Path, timestamps: np.ndarray, tolerance_s: float = 1e-4) -> np.ndarray:
+    """The frames shown at ``timestamps`` (seconds, ascending) as (T, H, W, 3) uint8 RGB.
+
+    Each timestamp must match a frame's presentation time within ``tolerance_s`` (lerobot's rule), so a
+    timestamp outside the video or a dropped frame raises VideoTimestampError instead of returning a
+    neighbour. Seeks to the keyframe before the first timestamp: episodes deep in a long mp4 (lerobot
+    puts many back to back) do not decode everything before them. Any codec FFmpeg decodes (AV1, H.264).
+    """
+    ts = np.asarray(timestamps, dtype=np.float64)
+    out: list[np.ndarray] = []
+    last = None
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if ts[0] > tolerance_s and stream.time_base is not None:
+            container.seek(int((ts[0] - tolerance_s) / stream.time_base), stream=stream, backward=True)
+        j = 0
+        for frame in container.decode(stream):
+            if frame.time is None:
+                continue
+            last = frame.time
+            if last < ts[j] - tolerance_s:
+                continue
+            if abs(last - ts[j]) > tolerance_s:
+                raise VideoTimestampError(
+                    f"no frame at {ts[j]:.4f} s (the nearest after it is at {last:.4f} s)"
+                )
+            out.append(frame.to_ndarray(format="rgb24"))
+            j += 1
+            if j == len(ts):
+                break
+    if len(out) < len(ts):
+        end = "no frames" if last is None else f"its last frame is at {last:.4f} s"
+        raise VideoTimestampError(f"timestamp {ts[len(out)]:.4f} s is past the end of the video ({end})")
+    return np.stack(out)

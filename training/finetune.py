@@ -1,6 +1,8 @@
 """`uio2 finetune --checkpoint CKPT --dataset PATH`: adapt a trained model to your own demonstrations.
 
-PATH is a LeRobotDataset v3 folder or a robomimic/LIBERO HDF5 file. The run starts
+PATH is a LeRobotDataset v3.0 folder (ours, or one the lerobot library wrote: ``--camera`` picks
+the camera, frames are resized to the model's image size, the instruction comes from its tasks) or a
+robomimic/LIBERO HDF5 file. The run starts
 from CKPT's weights and tokenizers, recomputes action statistics from the new data
 (``--keep-stats`` reuses the checkpoint's, after checking their dimension), can
 freeze the input encoders (``--freeze-encoders``, as UIO-2 froze its ViT), and
@@ -10,6 +12,7 @@ writes to its own out_dir: CKPT itself is never written to.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -27,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out-dir", help="where the fine-tuned checkpoints go (default runs/finetune-<dataset>)"
+    )
+    parser.add_argument(
+        "--camera",
+        help="the camera the model sees: a name (top) or lerobot key (observation.images.top); "
+        "default: the checkpoint's, else the dataset's first",
     )
     parser.add_argument("--max-steps", type=int, help="optimiser steps (overrides trainer.max_steps)")
     parser.add_argument("--freeze-encoders", action="store_true", help="keep ViT, AST and resamplers fixed")
@@ -53,6 +61,11 @@ def finetune_config(args: argparse.Namespace):
         f"data.recompute_stats={'false' if args.keep_stats else 'true'}",
         f"trainer.freeze_encoders={'true' if args.freeze_encoders else 'false'}",
     ]
+    image_size = json.loads((ckpt / "config.json").read_text()).get("image_size")
+    if image_size:  # dataset frames are resized to what the model sees as they are read
+        overrides.append(f"data.image_size={image_size}")
+    if getattr(args, "camera", None):
+        overrides.append(f"data.camera={args.camera.removeprefix('observation.images.')}")
     if args.max_steps is not None:
         overrides.append(f"trainer.max_steps={args.max_steps}")
     return load_config(TrainConfig, config, overrides + list(args.overrides))

@@ -26,7 +26,7 @@ def load_episodes(cfg: DataConfig) -> list[EpisodeData]:
     if not cfg.dataset:
         return collect_rollouts(cfg)
     paths = [cfg.dataset] if isinstance(cfg.dataset, str) else cfg.dataset
-    return [ep for path in paths for ep in load_dataset(path, cfg.camera)]
+    return [ep for path in paths for ep in load_dataset(path, cfg.camera, image_size=cfg.image_size)]
 
 
 def from_rollout(ep: Any, index: int, source: str | None = None, camera: str = "scene") -> EpisodeData:
@@ -57,6 +57,7 @@ def from_rollout(ep: Any, index: int, source: str | None = None, camera: str = "
         task=ep.task,
         success=bool(ep.success),
         meta={"seed": ep.seed, **dict(ep.meta)},
+        extras={k: np.asarray(v, np.float32) for k, v in (getattr(ep, "extras", None) or {}).items()},
     ).validate()
 
 
@@ -89,8 +90,15 @@ def collect_rollouts(cfg: DataConfig) -> list[EpisodeData]:
     return episodes
 
 
-def load_dataset(path: str | Path, camera: str = "scene") -> list[EpisodeData]:
-    """Every episode of a LeRobotDataset v3 folder or a robomimic/LIBERO HDF5 file, validated."""
+def load_dataset(path: str | Path, camera: str = "scene", image_size: int | None = None) -> list[EpisodeData]:
+    """Every episode of a LeRobotDataset v3 folder or a robomimic/LIBERO HDF5 file, validated.
+
+    ``camera`` is a camera name (``top``) or lerobot's feature key (``observation.images.top``).
+    ``image_size``: frames of another size are resized to it (square, as the model sees them) as they
+    are read, so a dataset of 480x640 frames is not held in memory at full size; episodes with
+    pixel-space labels (annotations, depth, segmentation: ours) keep their size, the processor resizes.
+    """
+    camera = camera.removeprefix("observation.images.")
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"dataset {str(p)!r} does not exist")
@@ -118,6 +126,17 @@ def load_dataset(path: str | Path, camera: str = "scene") -> list[EpisodeData]:
             ep = ds.episode(i, **only)
         except Exception as e:  # a truncated parquet/mp4/HDF5 chunk, a missing key, surfaces per episode
             raise DatasetError(f"{p}, episode {i}: cannot be read ({type(e).__name__}: {e})") from e
+        if image_size and not (ep.annotations or ep.depth or ep.segmentation):
+            ep.frames = {cam: _resize(f, image_size) for cam, f in ep.frames.items()}
         episodes.append(from_rollout(ep, i, source=str(p), camera=camera))
     log.info("read %d episodes from %s", len(episodes), p)
     return episodes
+
+
+def _resize(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, size, size, 3), area-averaged (no aliasing when shrinking)."""
+    if frames.ndim != 4 or frames.shape[1:3] == (size, size):
+        return frames
+    import cv2
+
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
