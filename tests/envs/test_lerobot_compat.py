@@ -7,7 +7,6 @@ by `make test`) in a subprocess.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -21,31 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from envs.dataset import LeRobotDataset, LeRobotFormatError
+from tests.lerobot_venv import FIXTURES, REPO, run_lerobot
+from tests.lerobot_venv import formulas as fx
 from training.episodes import DatasetError
 from training.sources import load_dataset
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures" / "lerobot"
-SCRIPT = REPO / "scripts" / "lerobot_fixtures.py"
-LEROBOT_PYTHON = REPO / ".venv-lerobot" / "bin" / "python"
 VIDEO_ATOL_MAX, VIDEO_ATOL_MEAN = 16, 3.0  # AV1 (lerobot's default, crf 30) on smooth 30x40 frames
-
-_spec = importlib.util.spec_from_file_location("lerobot_fixtures", SCRIPT)
-fx = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fx)  # the formulas only: lerobot is imported inside its functions
-
-
-def run_lerobot(tmp_path: Path, *args: str) -> str:
-    """Run scripts/lerobot_fixtures.py with the real lerobot (its own venv), offline."""
-    if not LEROBOT_PYTHON.exists():
-        pytest.fail(f"{LEROBOT_PYTHON} is missing: run `bash scripts/setup_lerobot.sh` (`make test` does)")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    res = subprocess.run(
-        [str(LEROBOT_PYTHON), str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
-    return res.stdout
 
 
 def _check_fixture(ds: LeRobotDataset, kind: str) -> None:
