@@ -194,8 +194,13 @@ def test_sigkill_mid_write_leaves_whole_episodes(tmp_path, stage):
     for i in range(len(ds)):
         ep = ds.episode(i)
         assert len(ep) == ds.episodes[i]["length"] and ep.success
-    # the recorder resumes where the whole episodes end, overwriting any partial files
+    # the recorder resumes where the whole episodes end, deleting any partial files (lerobot, which globs
+    # data/*/*.parquet, would read them)
     w = LeRobotDatasetWriter(root)
+    left = sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "meta" not in p.parts
+    )
+    assert all("file-000" in p or "file-001" in p for p in left), left
     env_ = TabletopEnv(None, image_size=24)
     w.add_episode(record_episode(env_, get_expert(env_), seed=2))
     env_.close()

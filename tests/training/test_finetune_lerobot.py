@@ -87,3 +87,24 @@ def test_finetune_on_a_dataset_lerobot_recorded_then_eval(tmp_path, rollouts, ma
     ]
     assert main(argv) == 0
     assert "push" in json.dumps(json.loads((report / "report.json").read_text()))
+
+
+def test_finetune_reads_at_the_models_image_size_with_the_chosen_camera(tmp_path):
+    import argparse
+
+    from training.finetune import add_arguments, finetune_config
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({"image_size": 48}))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--checkpoint", str(ckpt), "--dataset", "d", "--camera", "observation.images.top"]
+    )
+    cfg = finetune_config(args)
+    assert cfg.data.image_size == 48 and cfg.data.camera == "top"
+    assert (
+        finetune_config(parser.parse_args(["--checkpoint", str(ckpt), "--dataset", "d"])).data.camera
+        == "scene"
+    )
