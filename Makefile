@@ -10,7 +10,7 @@ export WANDB_MODE ?= offline
 setup:
 	@bash scripts/setup.sh
 
-# The real lerobot library in .venv-lerobot: tests check that it loads what we write (about a minute, once).
+# The real lerobot library in .venv-lerobot: tests check that it loads what we write (1-3 min once, then a stamp skips it).
 setup-lerobot:
 	@bash scripts/setup_lerobot.sh
 
