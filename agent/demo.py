@@ -133,7 +133,11 @@ def train(cfg: DemoConfig, dataset: Path) -> tuple[Path, dict]:
     from training.trainer import train as run_training
 
     folders = json.dumps([str(f) for f in task_folders(cfg, dataset)])  # a YAML flow list, any path
-    overrides = [f"out_dir={Path(cfg.out) / 'train'}", f"data.dataset={folders}", f"data.control={cfg.control}"]
+    overrides = [
+        f"out_dir={Path(cfg.out) / 'train'}",
+        f"data.dataset={folders}",
+        f"data.control={cfg.control}",
+    ]
     if cfg.control == "velocity":
         overrides.append("data.action_frame=native")
     overrides += cfg.train_overrides
