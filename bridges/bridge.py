@@ -7,17 +7,28 @@
     bridge.shutdown()     # stop loop, publish the stop command, then disconnect
 
 Each control tick, in this order:
-1. e-stop engaged -> the safe command;
+1. e-stop engaged, a configuration error, or the first ``reconnect.settle`` s after a reconnect -> the
+   safe command;
 2. an inference still running from an earlier tick -> wait for it; past ``command_timeout`` -> the safe command;
 3. any camera or state older than ``max_age`` (or never seen) -> the safe command, no inference;
 4. otherwise one inference on the latest inputs (``sync``: on the next set of equal header stamps),
    through ``SafetyFilter`` (clip, max change, NaN -> safe) to every command topic.
 
+Configuration errors that no message can fix (a state with fewer features than the checkpoint's
+``state_dims`` read or than it was trained on; a camera whose first frames have another size than its
+``cameras[i].height/width``) are found on the first message, logged once as an ERROR saying what to
+change, and latched in ``bridge.fault``: from then on the bridge publishes only the safe command (it
+never runs the policy on inputs it cannot use), and ``uio2 bridge`` stops, publishing the stop command
+last, and exits with code 3.
+
 Reconnection is roslibpy's: its client factory is twisted's ReconnectingClientFactory
 (exponential backoff from ``reconnect.initial_delay`` to ``reconnect.max_delay``) and
 its topics re-subscribe and re-advertise themselves. While the link is down nothing is
 published (roslibpy would queue it and flush stale commands on reconnect); the
-robot's own command timeout has to stop it then. roslibpy's twisted reactor cannot be
+robot's own command timeout has to stop it then. What the robot last received is then
+unknown, so after a reconnect the bridge publishes the safe command for
+``reconnect.settle`` s and policy commands ramp from it (``max_delta``): every command the
+robot gets is the safe command or within ``max_delta`` of the one it got before. roslibpy's twisted reactor cannot be
 restarted in one process: ``shutdown`` closes this connection only; call
 ``terminate_reactor()`` once when the process is done with ROS.
 """
@@ -40,6 +51,7 @@ from .inputs import LatestInputs, common_stamp
 from .safety import EStop, SafetyFilter, stale_inputs
 
 log = logging.getLogger("uio2.bridge")
+CONFIG_FAULT_EXIT = 3  # uio2 bridge's exit code after a configuration error
 
 STATE = "state"
 INSTRUCTION = "instruction"
@@ -53,6 +65,11 @@ class PolicyBridge:
         self.policy = policy
         self.cfg = config.validate()
         self.safety = _safety_filter(policy, config)
+        self.state_dims, self.state_size, self.min_state_size = _policy_state_needs(policy)
+        if config.state is not None and config.state.size is not None:
+            problem = self._state_problem(config.state.size)
+            if problem:
+                raise ValueError(f"state.size={config.state.size}: {problem}")
         self.estop = EStop()
         self.cameras = {c.name: c for c in config.cameras}
         self.watched = list(self.cameras) + ([STATE] if config.state is not None else [])
@@ -73,6 +90,9 @@ class PolicyBridge:
             "connections": 0,
         }
         self.status = "waiting"
+        self.fault: str | None = None  # a configuration error: only the safe command is published
+        self._good_frames: set[str] = set()  # cameras that sent a frame of their configured size
+        self._settle_until = 0.0  # after a reconnect: the safe command until then
         self.last_command: np.ndarray | None = None
         self.ros = None
         self._connected = threading.Event()
@@ -145,6 +165,8 @@ class PolicyBridge:
                 return
             self._proto = proto
         self.stats["connections"] += 1
+        if self.stats["connections"] > 1:  # the robot may have missed anything sent since the link dropped
+            self._settle_until = time.monotonic() + self.cfg.reconnect.settle
         handlers = getattr(proto, "_message_handlers", None)
         if isinstance(handlers, dict) and handlers.get("status") is None:
             # roslibpy 2.1.0 has no handler for rosbridge's "status" op (its errors about our
@@ -183,11 +205,46 @@ class PolicyBridge:
     # ------------------------------------------------------------ inputs
 
     def _on_camera(self, cam, msg) -> None:
-        image = convert.image_from_msg(msg, cam)
+        try:
+            image = convert.image_from_msg(msg, cam)
+        except convert.ImageSizeError as e:
+            if cam.name in self._good_frames:
+                raise  # a camera that sent good frames sent an odd one: rejected like any bad message
+            self.stats["rejected_messages"] += 1
+            (h, w), i = e.got, [c.name for c in self.cfg.cameras].index(cam.name)
+            size = getattr(self.policy, "image_size", None)
+            return self._config_fault(
+                f"camera {cam.name!r} on {cam.topic} sends {h}x{w} frames, but the config says "
+                f"{cam.height}x{cam.width}: set cameras[{i}].height={h} and cameras[{i}].width={w}"
+                + (f" (the policy resizes any size to its {size}x{size})" if size else "")
+                + f", or make the camera send {cam.height}x{cam.width}"
+            )
+        self._good_frames.add(cam.name)
         self.inputs.put(cam.name, image, convert.header_stamp(msg))
+
+    def _state_problem(self, n: int) -> str | None:
+        """Why a state of ``n`` features cannot feed the policy (None when it can)."""
+        if self.state_size is not None and n != self.state_size:
+            return (
+                f"the state has {n} features, but the checkpoint was trained on {self.state_size} "
+                "(its state_stats.json)"
+            )
+        if n < self.min_state_size:
+            return (
+                f"the state has {n} features, but the policy's state_dims {self.state_dims} read index "
+                f"{self.min_state_size - 1}, so it needs at least {self.min_state_size}"
+            )
+        return None
 
     def _on_state(self, msg) -> None:
         state = convert.state_from_msg(msg, self.cfg.state)
+        problem = self._state_problem(state.shape[0])
+        if problem:
+            self.stats["rejected_messages"] += 1
+            return self._config_fault(
+                f"{self.cfg.state.topic}: {problem}: publish the features the checkpoint was trained on "
+                "(state.type, state.fields, state.joint_names choose them) or use a checkpoint for this robot"
+            )
         if self.cfg.state.size is None:
             self.cfg.state.size = state.shape[0]  # the first good length is the robot's: hold it to that
         self.inputs.put(STATE, state, convert.header_stamp(msg))
@@ -211,6 +268,20 @@ class PolicyBridge:
             log.warning("e-stop %s", "ENGAGED" if self.estop.engaged else "released")
             if self.estop.engaged:  # do not wait for the next tick
                 self._safe("estop")
+
+    def _config_fault(self, text: str) -> None:
+        """Latch a configuration error: logged once, then only the safe command (see the module docstring)."""
+        with self._cmd_lock:
+            if self.fault is not None:
+                return
+            self.fault = text
+        log.error(
+            "configuration error: %s. Until it is fixed and the bridge restarted, only the safe command is "
+            "published (uio2 bridge stops and exits with code %d).",
+            text,
+            CONFIG_FAULT_EXIT,
+        )
+        self._safe("configuration error")
 
     def observation(self, require_fresh: bool = True) -> dict | None:
         """The policy observation from the latest inputs (None when a watched input is missing or stale)."""
@@ -269,6 +340,12 @@ class PolicyBridge:
         if self.estop.engaged:
             self._drop_pending()
             return self._safe("estop")
+        if self.fault is not None:
+            self._drop_pending()
+            return self._safe("configuration error")
+        if time.monotonic() < self._settle_until:
+            self._drop_pending()
+            return self._safe("reconnected: settling")
         if self._pending is not None:
             future, started, stamp, newest = self._pending
             if not future.done():
@@ -320,9 +397,14 @@ class PolicyBridge:
             self.stats["inference_timeouts"] += 1
             return self._safe("inference timeout")
         except Exception as e:
-            self._log_limited("inference", logging.ERROR, "policy inference failed: %r", e, exc_info=True)
+            self._log_inference_error(e)
             return self._safe("inference error")
         return self._act(future, stamp, newest)
+
+    def _log_inference_error(self, e: Exception) -> None:
+        # The policy refusing an input (ValueError) says why in one line; anything else is a bug: traceback.
+        bug = not isinstance(e, ValueError)
+        self._log_limited("inference", logging.ERROR, "policy inference failed: %r", e, exc_info=bug)
 
     def _infer(self, obs: dict, reset: bool) -> np.ndarray:
         with self.policy_lock:
@@ -334,7 +416,7 @@ class PolicyBridge:
         try:
             action = future.result()
         except Exception as e:
-            self._log_limited("inference", logging.ERROR, "policy inference failed: %r", e, exc_info=True)
+            self._log_inference_error(e)
             return self._safe("inference error")
         self.stats["inferences"] += 1
         with self._cmd_lock:
@@ -384,7 +466,7 @@ class PolicyBridge:
 
         if not self.connected or self.ros is None:
             return
-        body = {"status": self.status, "estop": self.estop.engaged, **self.stats}
+        body = {"status": self.status, "estop": self.estop.engaged, "fault": self.fault, **self.stats}
         self._status_topic.publish(roslibpy.Message({"data": json.dumps(body)}))
 
     def _log_limited(self, key: str, level: int, fmt: str, *args, exc_info: bool = False) -> None:
@@ -434,6 +516,15 @@ def terminate_reactor() -> None:
 
     if reactor.running:
         reactor.callFromThread(reactor.stop)
+
+
+def _policy_state_needs(policy) -> tuple[list[int] | None, int | None, int]:
+    """(state_dims, exact state length, least state length) the policy needs; see agent.serving.runtime."""
+    from agent.serving.runtime import state_sizes
+
+    sizes = state_sizes(policy)
+    dims = getattr(getattr(policy, "config", None), "state_dims", None)
+    return (list(dims) if dims else None), sizes["state_size"], sizes["min_state_size"]
 
 
 def _safety_filter(policy, cfg: BridgeConfig) -> SafetyFilter:

@@ -83,6 +83,10 @@ class SafetyConfig:
 class ReconnectConfig:
     initial_delay: float = 0.5  # s, then x e per attempt (twisted's ReconnectingClientFactory)
     max_delay: float = 5.0
+    # After a reconnect: the safe command this long, then policy commands ramp (max_delta) from it. What
+    # the robot got during the outage is unknown (its own timeout may have stopped it), and a restarted
+    # rosbridge drops a new publisher's first messages until ROS discovery matches it.
+    settle: float = 0.5
 
 
 @dataclass
@@ -108,6 +112,8 @@ class BridgeConfig:
         _positive("safety.command_timeout", self.safety.command_timeout)
         _positive("reconnect.initial_delay", self.reconnect.initial_delay)
         _positive("reconnect.max_delay", self.reconnect.max_delay)
+        if not (math.isfinite(self.reconnect.settle) and self.reconnect.settle >= 0):
+            raise ConfigError(f"reconnect.settle must be >= 0 s, got {self.reconnect.settle!r}")
         if not self.cameras:
             raise ConfigError("cameras: at least one camera is needed")
         names = [c.name for c in self.cameras]

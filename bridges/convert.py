@@ -30,6 +30,14 @@ class ConversionError(ValueError):
     """A message that cannot become a policy input (or an action that cannot become a command)."""
 
 
+class ImageSizeError(ConversionError):
+    """A frame of another size than its camera's config: on a camera's first frames, a configuration error."""
+
+    def __init__(self, text: str, got: tuple[int, int]) -> None:
+        super().__init__(text)
+        self.got = got
+
+
 # ---------------------------------------------------------------- inbound
 
 
@@ -54,8 +62,9 @@ def image_from_msg(msg: Any, cam: CameraConfig) -> np.ndarray:
     else:
         image = _decode_raw(msg, cam)
     if image.shape != (cam.height, cam.width, 3):
-        raise ConversionError(
-            f"{cam.topic}: image must be {cam.height}x{cam.width}x3 (camera {cam.name!r}), got {image.shape}"
+        raise ImageSizeError(
+            f"{cam.topic}: image must be {cam.height}x{cam.width}x3 (camera {cam.name!r}), got {image.shape}",
+            image.shape[:2],
         )
     return image
 
@@ -70,8 +79,9 @@ def _decode_raw(msg: dict, cam: CameraConfig) -> np.ndarray:
             f"{cam.topic}: height, width, step must be integers, got {height!r}, {width!r}, {step!r}"
         )
     if (height, width) != (cam.height, cam.width):
-        raise ConversionError(
-            f"{cam.topic}: image must be {cam.height}x{cam.width} (camera {cam.name!r}), got {height}x{width}"
+        raise ImageSizeError(
+            f"{cam.topic}: image must be {cam.height}x{cam.width} (camera {cam.name!r}), got {height}x{width}",
+            (height, width),
         )
     if step < width * 3:
         raise ConversionError(f"{cam.topic}: step must be >= width*3 = {width * 3}, got {step}")

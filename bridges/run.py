@@ -4,7 +4,9 @@
         safety.max_age=0.3 rate_hz=15
 
 Runs until SIGINT/SIGTERM (or ``--duration`` seconds), then publishes the stop command and
-disconnects. Exit code 0 on a clean stop, 1 when the first connection fails.
+disconnects. Exit code 0 on a clean stop, 1 when the first connection fails, 3 after a
+configuration error found on the first messages (logged once, saying what to change; see
+bridges/bridge.py): the robot's last command is then the stop command.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def load_policy(spec: str, checkpoint: str, device: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .bridge import PolicyBridge, terminate_reactor
+    from .bridge import CONFIG_FAULT_EXIT, PolicyBridge, terminate_reactor
     from .config import load_bridge_config
 
     logging.basicConfig(
@@ -70,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         log.info("bridge running at %.1f Hz; commands on %s", cfg.rate_hz, [c.topic for c in cfg.commands])
         end = None if args.duration is None else time.monotonic() + args.duration
         while not done.wait(0.2):
+            if bridge.fault is not None:
+                log.error("stopping: configuration error (see above)")
+                return CONFIG_FAULT_EXIT
             if end is not None and time.monotonic() >= end:
                 break
         return 0
