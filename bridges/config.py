@@ -86,7 +86,7 @@ class ReconnectConfig:
     # After a reconnect: the safe command this long, then policy commands ramp (max_delta) from it. What
     # the robot got during the outage is unknown (its own timeout may have stopped it), and a restarted
     # rosbridge drops a new publisher's first messages until ROS discovery matches it.
-    settle: float = 0.5
+    settle: float = 1.0
 
 
 @dataclass
