@@ -7,8 +7,7 @@
     bridge.shutdown()     # stop loop, publish the stop command, then disconnect
 
 Each control tick, in this order:
-1. e-stop engaged, a configuration error, or the first ``reconnect.settle`` s after a reconnect -> the
-   safe command;
+1. e-stop engaged, a configuration error, or settling after a (re)connect -> the safe command;
 2. an inference still running from an earlier tick -> wait for it; past ``command_timeout`` -> the safe command;
 3. any camera or state older than ``max_age`` (or never seen) -> the safe command, no inference;
 4. otherwise one inference on the latest inputs (``sync``: on the next set of equal header stamps),
@@ -26,9 +25,11 @@ Reconnection is roslibpy's: its client factory is twisted's ReconnectingClientFa
 its topics re-subscribe and re-advertise themselves. While the link is down nothing is
 published (roslibpy would queue it and flush stale commands on reconnect); the
 robot's own command timeout has to stop it then. What the robot last received is then
-unknown, so after a reconnect the bridge publishes the safe command for
-``reconnect.settle`` s and policy commands ramp from it (``max_delta``): every command the
-robot gets is the safe command or within ``max_delta`` of the one it got before. roslibpy's twisted reactor cannot be
+unknown, so after every (re)connect the bridge publishes the safe command for at least
+``reconnect.settle`` s and until every camera and the state have arrived again (ROS
+discovery has to match the restarted rosbridge with the robot), then policy commands
+ramp from it (``max_delta``): every command the robot gets is the safe command or within
+``max_delta`` of the one it got before. roslibpy's twisted reactor cannot be
 restarted in one process: ``shutdown`` closes this connection only; call
 ``terminate_reactor()`` once when the process is done with ROS.
 """
@@ -92,7 +93,7 @@ class PolicyBridge:
         self.status = "waiting"
         self.fault: str | None = None  # a configuration error: only the safe command is published
         self._good_frames: set[str] = set()  # cameras that sent a frame of their configured size
-        self._settle_until = 0.0  # after a reconnect: the safe command until then
+        self._reconnected_at: float | None = None  # after a reconnect: the safe command until settled
         self.last_command: np.ndarray | None = None
         self.ros = None
         self._connected = threading.Event()
@@ -165,8 +166,9 @@ class PolicyBridge:
                 return
             self._proto = proto
         self.stats["connections"] += 1
-        if self.stats["connections"] > 1:  # the robot may have missed anything sent since the link dropped
-            self._settle_until = time.monotonic() + self.cfg.reconnect.settle
+        # The robot may have missed anything sent since the link dropped, and a (re)started rosbridge
+        # reaches it only once ROS discovery has matched them: settle on the safe command first.
+        self._reconnected_at = time.monotonic()
         handlers = getattr(proto, "_message_handlers", None)
         if isinstance(handlers, dict) and handlers.get("status") is None:
             # roslibpy 2.1.0 has no handler for rosbridge's "status" op (its errors about our
@@ -343,9 +345,11 @@ class PolicyBridge:
         if self.fault is not None:
             self._drop_pending()
             return self._safe("configuration error")
-        if time.monotonic() < self._settle_until:
-            self._drop_pending()
-            return self._safe("reconnected: settling")
+        if self._reconnected_at is not None:
+            if not self._settled():
+                self._drop_pending()
+                return self._safe("reconnected: settling")
+            self._reconnected_at = None
         if self._pending is not None:
             future, started, stamp, newest = self._pending
             if not future.done():
@@ -400,6 +404,20 @@ class PolicyBridge:
             self._log_inference_error(e)
             return self._safe("inference error")
         return self._act(future, stamp, newest)
+
+    def _settled(self) -> bool:
+        """After a reconnect: ``reconnect.settle`` s passed and every watched input arrived again since.
+
+        A restarted rosbridge reaches the robot only once ROS discovery has matched its new publishers and
+        subscribers (0.5-3 s measured); the robot's own messages arriving again are a sign, not a proof.
+        """
+        since = self._reconnected_at
+        if since is None:
+            return True
+        if time.monotonic() - since < self.cfg.reconnect.settle:
+            return False
+        samples = self.inputs.snapshot(self.watched)
+        return all(s is not None and s.received > since for s in samples.values())
 
     def _log_inference_error(self, e: Exception) -> None:
         # The policy refusing an input (ValueError) says why in one line; anything else is a bug: traceback.

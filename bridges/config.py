@@ -83,10 +83,12 @@ class SafetyConfig:
 class ReconnectConfig:
     initial_delay: float = 0.5  # s, then x e per attempt (twisted's ReconnectingClientFactory)
     max_delay: float = 5.0
-    # After a reconnect: the safe command this long, then policy commands ramp (max_delta) from it. What
-    # the robot got during the outage is unknown (its own timeout may have stopped it), and a restarted
-    # rosbridge drops a new publisher's first messages until ROS discovery matches it.
-    settle: float = 1.0
+    # After a reconnect: the safe command at least this long and until every camera and the state have
+    # arrived again, then policy commands ramp (max_delta) from it. What the robot got during the outage
+    # is unknown (its own timeout may have stopped it), and a restarted rosbridge drops a new publisher's
+    # first messages until ROS discovery matches it (0.5-3 s measured, and the robot's state may flow
+    # again before its command subscription is matched).
+    settle: float = 3.0
 
 
 @dataclass
