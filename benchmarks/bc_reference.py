@@ -5,13 +5,13 @@
     python benchmarks/bc_reference.py --dataset runs/bc_data/reach_wp --labels waypoint --minutes 2 4 \\
         [--checkpoint runs/demo/train/checkpoints/step-0003500]
 
-What can a small pixel policy learn from these demonstrations in CPU minutes? The network is the one
-docs/notes measured (shared/notes/learning-on-cpu.md): 4 conv layers (3x3, 32 channels, GroupNorm,
-ReLU) whose channels are FiLM-modulated after each layer by the instruction's colour and shape words,
-a spatial soft-argmax head (8 keypoints: where in the image each feature peaks) and an MLP on the
-keypoints and the scaled robot state; MSE to the label, Adam 1e-3, batch 64, one torch thread.
-A flattened feature map in place of the soft-argmax reached 4% on Reach where this reaches 50-78%:
-the readout decides.
+What can a small pixel policy learn from these demonstrations in CPU minutes? The network is the
+competent reference of issue 14: 4 conv layers (3x3, 32 channels, GroupNorm, ReLU) whose channels are
+FiLM-modulated after each layer by the instruction's colour and shape words, a spatial soft-argmax
+head (8 keypoints: where in the image each feature map peaks) and an MLP on the keypoints and the
+scaled robot state; MSE to the label, Adam 1e-3, batch 64, one torch thread. The flattened feature
+map this script used before reached 4% on Reach at 4 minutes where a soft-argmax head reached 50%
+(velocity labels, issue 14): the readout decides.
 
 ``--labels`` picks what is cloned: ``velocity`` (per-step moves) or ``waypoint`` (the expert's
 absolute grasp-point target + gripper, executed by the env's controller). A dataset collected with
@@ -412,12 +412,12 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = range(args.seed, args.seed + args.episodes)
     ref = Reference(demos, args.labels, args.batch, args.lr, seed=0, state_dims=args.state_dims)
 
-    def report(result: dict, name: str, minutes: float | None = None) -> None:
+    def report(result: dict, name: str, control: str, minutes: float | None = None) -> None:
         when = f" at {minutes:g} min" if minutes is not None else ""
         for task, r in result.items():
             lo, hi = r["ci95"]
             print(f"{name}{when}: {task:10s} {r['success_rate']:5.0%}  (95% CI {lo:.0%}-{hi:.0%}, "
-                  f"{r['episodes']} episodes, {args.labels} control)", flush=True)  # fmt: skip
+                  f"{r['episodes']} episodes, {control} control)", flush=True)  # fmt: skip
 
     def eval_reference() -> dict:
         return evaluate(ref.act, lambda: None, tasks, seeds, size, args.labels)
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     marks, losses = train_by_clock(ref.step, eval_reference, args.minutes, f"reference ({args.labels})")
     for m in marks:
-        report(m.result, "reference_cnn", m.minutes)
+        report(m.result, "reference_cnn", args.labels, m.minutes)
     results = {
         "reference_cnn": [
             {"minutes": m.minutes, "steps": m.steps, "train_loss": m.train_loss, "success": m.result}
@@ -436,8 +436,11 @@ def main(argv: list[str] | None = None) -> dict:
         from agent.policy import Policy
 
         uio = Policy.from_pretrained(args.checkpoint)
-        results["uio2"] = evaluate(uio.select_action, uio.reset, tasks, seeds, size, args.labels)
-        report(results["uio2"], "uio2")
+        # The checkpoint says what its commands mean (policy.json); its env runs in that mode.
+        control = getattr(uio.config, "control", "velocity")
+        results["uio2"] = evaluate(uio.select_action, uio.reset, tasks, seeds, size, control)
+        results["uio2_control"] = control
+        report(results["uio2"], "uio2", control)
     summary = {
         "datasets": args.dataset,
         "labels": args.labels,
