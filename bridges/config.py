@@ -16,7 +16,12 @@ from training.config import ConfigError, load_config
 IMAGE_TYPES = ("sensor_msgs/Image", "sensor_msgs/CompressedImage")
 STATE_TYPES = ("sensor_msgs/JointState", "std_msgs/Float64MultiArray", "std_msgs/Float32MultiArray")
 AUDIO_TYPES = ("std_msgs/Float32MultiArray", "std_msgs/Float64MultiArray")
-COMMAND_TYPES = ("geometry_msgs/Twist", "std_msgs/Float64MultiArray", "trajectory_msgs/JointTrajectory")
+COMMAND_TYPES = (
+    "geometry_msgs/Twist",
+    "std_msgs/Float64MultiArray",
+    "trajectory_msgs/JointTrajectory",
+    "geometry_msgs/PoseStamped",
+)
 TWIST_FIELDS = ("linear.x", "linear.y", "linear.z", "angular.x", "angular.y", "angular.z")
 
 
@@ -65,6 +70,10 @@ class CommandConfig:
     joint_names: list[str] = field(default_factory=list)  # JointTrajectory
     trajectory_field: str = "positions"  # JointTrajectory: positions | velocities
     time_from_start: float = 0.1  # JointTrajectory: seconds
+    # PoseStamped (waypoint checkpoints: dims = the target's x, y, z in frame_id, metres); the
+    # orientation is fixed (x, y, z, w), as our suite's waypoints carry none.
+    frame_id: str = "base_link"
+    orientation: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 1.0])
 
 
 @dataclass
@@ -158,6 +167,16 @@ class BridgeConfig:
                     )
                 _choice(f"{where}.trajectory_field", cmd.trajectory_field, ("positions", "velocities"))
                 _finite(f"{where}.time_from_start", [cmd.time_from_start])
+            if cmd.type == "geometry_msgs/PoseStamped":
+                if len(cmd.dims) != 3:
+                    raise ConfigError(
+                        f"{where}.dims must name the x, y, z dims of a pose (3), got {cmd.dims}"
+                    )
+                _finite(f"{where}.orientation", cmd.orientation)
+                if len(cmd.orientation) != 4 or abs(math.hypot(*cmd.orientation) - 1.0) > 1e-3:
+                    raise ConfigError(
+                        f"{where}.orientation must be a unit quaternion [x, y, z, w], got {cmd.orientation}"
+                    )
         s = self.safety
         for name in ("action_low", "action_high", "max_delta", "safe_action"):
             _finite(f"safety.{name}", getattr(s, name))

@@ -6,7 +6,7 @@ state; ``String`` -> instruction; ``Float32MultiArray`` of samples -> (N,) float
 speech at 16 kHz. Anything that does not fit raises ConversionError naming the
 value and what was expected; callers log it and keep the last good input.
 
-Outbound: a (D,) action -> ``Twist`` / ``Float64MultiArray`` / ``JointTrajectory``
+Outbound: a (D,) action -> ``Twist`` / ``Float64MultiArray`` / ``JointTrajectory`` / ``PoseStamped``
 dicts, mapped from action dimensions by ``CommandConfig``.
 
 Rosbridge sends ``uint8[]`` as a base64 string (a list of ints is accepted too).
@@ -243,8 +243,17 @@ def command_msg(action: np.ndarray, cmd: CommandConfig, stamp: tuple[int, int] |
             "layout": {"dim": [{"label": "action", "size": n, "stride": n}], "data_offset": 0},
             "data": values,
         }
-    # trajectory_msgs/JointTrajectory: one point, reached after time_from_start
     sec, nsec = stamp or (0, 0)
+    if cmd.type == "geometry_msgs/PoseStamped":  # a waypoint: where the end effector should go
+        qx, qy, qz, qw = cmd.orientation
+        return {
+            "header": {"stamp": {"sec": sec, "nanosec": nsec}, "frame_id": cmd.frame_id},
+            "pose": {
+                "position": dict(zip("xyz", values, strict=True)),
+                "orientation": {"x": qx, "y": qy, "z": qz, "w": qw},
+            },
+        }
+    # trajectory_msgs/JointTrajectory: one point, reached after time_from_start
     t = cmd.time_from_start
     point = {"positions": [], "velocities": [], "accelerations": [], "effort": []}
     point[cmd.trajectory_field] = values

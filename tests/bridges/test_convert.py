@@ -201,3 +201,19 @@ def test_a_non_finite_command_is_never_built():
             convert.command_msg(bad, cmd)
     with pytest.raises(ConversionError, match="do not fit a 1-dim action"):
         convert.command_msg(np.zeros(1), cmd)
+
+
+def test_pose_stamped_command_for_waypoint_checkpoints():
+    a = np.array([0.1, -0.2, 0.15, 1.0], np.float32)
+    pose = convert.command_msg(
+        a, CommandConfig(type="geometry_msgs/PoseStamped", dims=[0, 1, 2], frame_id="table"), stamp=(7, 8)
+    )
+    assert pose["header"] == {"stamp": {"sec": 7, "nanosec": 8}, "frame_id": "table"}
+    assert pose["pose"]["position"] == {
+        "x": pytest.approx(0.1),
+        "y": pytest.approx(-0.2),
+        "z": pytest.approx(0.15),
+    }
+    assert pose["pose"]["orientation"] == {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}
+    with pytest.raises(ConversionError, match="finite"):
+        convert.command_msg(np.array([0.1, math.nan, 0.2]), CommandConfig(type="geometry_msgs/PoseStamped"))
