@@ -56,6 +56,7 @@ def test_health_and_metadata(http, policy):
     assert meta["limits"]["max_request_bytes"] == LIMIT
     assert np.allclose(meta["action_low"], policy.action_low)
     assert "cameras" in meta["observation"]
+    assert meta["control"] == policy.config.control == "velocity"  # the test checkpoint's, from policy.json
 
 
 def test_openapi_describes_every_endpoint(http):
