@@ -123,6 +123,7 @@ class PolicyClient:
         self.chunk_size = int(hello["chunk_size"])
         self.action_low = np.asarray(hello["action_low"], dtype=np.float32)
         self.action_high = np.asarray(hello["action_high"], dtype=np.float32)
+        self.control = str(hello.get("control", "velocity"))  # what an action means (policy.json)
         if async_threshold is not None and not 0 <= async_threshold < self.chunk_size:
             raise ValueError(f"async_threshold must be in [0, {self.chunk_size}), got {async_threshold}")
         self.async_threshold = async_threshold

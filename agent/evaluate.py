@@ -106,7 +106,7 @@ def run_task(policy, cfg: EvalConfig, task: str, video_dir: Path | None, bar=Non
     batched = hasattr(policy, "select_action_batch") and hasattr(policy, "new_session")
     num_envs = max(1, min(cfg.num_envs if batched else 1, cfg.episodes))
     # What the policy's commands mean travels in its checkpoint (policy.json "control").
-    control = getattr(getattr(policy, "config", None), "control", "velocity")
+    control = getattr(policy, "control", "velocity")  # Policy and PolicyClient both say it
     envs_ = [make_env(cfg.env, task, cfg.image_size, control) for _ in range(num_envs)]
     episodes: list[dict[str, Any]] = []
     try:

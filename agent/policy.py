@@ -131,6 +131,11 @@ class Policy:
         self.frame_cache = FrameCache(max_frames=64)
         self.reset()
 
+    @property
+    def control(self) -> str:
+        """What a command means: "velocity" (per-step deltas) or "waypoint" (absolute targets)."""
+        return self.config.control
+
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", **overrides: Any) -> Policy:

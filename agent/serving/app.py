@@ -97,7 +97,7 @@ def create_app(
             "action_dim": int(policy.action_dim),
             "chunk_size": int(policy.chunk_size),
             # What an action means: per-step deltas, or absolute waypoints the controller moves toward.
-            "control": str(getattr(getattr(policy, "config", None), "control", "velocity")),
+            "control": str(getattr(policy, "control", "velocity")),
             "action_low": np.asarray(policy.action_low, dtype=np.float32).tolist(),
             "action_high": np.asarray(policy.action_high, dtype=np.float32).tolist(),
             "observation": spec.to_dict(),

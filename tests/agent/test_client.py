@@ -125,3 +125,18 @@ def test_uio2_eval_gives_the_same_success_with_the_remote_policy(url, policy, tm
         {k: e[k] for k in keys} for e in local["rollouts"]
     ]
     assert served["successes"] == local["successes"]
+
+
+def test_the_client_knows_what_the_served_actions_mean(tiny_checkpoint):
+    """A waypoint checkpoint's server says so; `uio2 eval --remote` then drives the env by waypoints."""
+    from agent.evaluate import make_env
+    from agent.policy import Policy
+
+    waypoint_policy = Policy.from_pretrained(tiny_checkpoint, control="waypoint")
+    app = create_app(waypoint_policy, ServerConfig())
+    with BackgroundServer(app) as waypoint_url, PolicyClient(waypoint_url) as remote:
+        assert remote.control == "waypoint"
+        env = make_env("tabletop", "reach", 32, remote.control)
+        assert env.unwrapped.control == "waypoint"
+        assert env.action_space.high[2] > 0.2  # metres, not [-1, 1]
+        env.close()
