@@ -1,12 +1,14 @@
 """Waypoints written in a calibrated camera: (x, y, z, ...) <-> (v, u, z, ...).
 
 An absolute waypoint (the grasp point's target in the table frame) is, for a fixed camera, a
-pixel plus a height: ``v``, ``u`` are the target's image row and column as fractions of the
-image (0..1, the same fractions location tokens use), ``z`` stays metres. Written this way the
-acting skill is the pointing skill: the model's pointer readout (model/pointer.py) reads ``v``
-and ``u`` off where it looks, where it would have to learn the camera's projection to write
-``x`` and ``y``. The calibration travels in the checkpoint (policy.json); decoding intersects the
-pixel's ray with the plane at height ``z``.
+pixel plus a height: ``v``, ``u`` are the image row and column (fractions of the image, 0..1, the
+same fractions location tokens use) of the target's foot, the point below it on the table plane
+``plane_z``; ``z`` stays metres. Written this way the acting skill is the pointing skill: the
+model's pointer readout (model/pointer.py) reads ``v`` and ``u`` off where it looks. The foot,
+not the target itself, because a waypoint hovering 10 cm above an object projects about a patch
+away from the object's pixels (a tilted camera's parallax), while the foot of any waypoint over
+an object lands on it. The calibration travels in the checkpoint (action_frame.json); decoding
+intersects the pixel's ray with the table plane and takes the height as written.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class CameraActionFrame:
     # action statistics hold the camera frame).
     low: list[float] | None = None
     high: list[float] | None = None
+    plane_z: float = 0.0  # height of the table plane the feet lie on (m)
 
     def __post_init__(self) -> None:
         pos, rot = np.asarray(self.pos, float), np.asarray(self.xmat, float)
@@ -60,16 +63,17 @@ class CameraActionFrame:
         return 0.5 * self.height / np.tan(np.deg2rad(self.fovy) / 2)
 
     def to_camera(self, actions: np.ndarray) -> np.ndarray:
-        """(..., D >= 3) waypoints [x, y, z, ...] -> [v, u, z, ...] (row, column fractions)."""
+        """(..., D >= 3) waypoints [x, y, z, ...] -> [v, u, z, ...] (row, column fractions of the foot)."""
         a = np.asarray(actions, np.float64)
-        cam = (a[..., :3] - np.asarray(self.pos)) @ np.asarray(self.xmat)
+        foot = np.concatenate([a[..., :2], np.full(a.shape[:-1] + (1,), self.plane_z)], -1)
+        cam = (foot - np.asarray(self.pos)) @ np.asarray(self.xmat)
         depth = np.maximum(-cam[..., 2], 1e-6)
         u = (self.width / 2 + self._focal * cam[..., 0] / depth) / self.width
         v = (self.height / 2 - self._focal * cam[..., 1] / depth) / self.height
         return np.concatenate([v[..., None], u[..., None], a[..., 2:]], -1).astype(np.float32)
 
     def from_camera(self, actions: np.ndarray) -> np.ndarray:
-        """(..., D >= 3) [v, u, z, ...] -> [x, y, z, ...]: the pixel's ray meets the plane at height z."""
+        """(..., D >= 3) [v, u, z, ...] -> [x, y, z, ...]: the pixel's ray meets the table plane at the foot."""
         a = np.asarray(actions, np.float64)
         f = self._focal
         ray_cam = np.stack(
@@ -80,7 +84,7 @@ class CameraActionFrame:
         pos = np.asarray(self.pos)
         # A ray parallel to the plane (never for a camera looking down at the table) stays finite.
         dz = np.where(np.abs(ray[..., 2]) > 1e-9, ray[..., 2], -1e-9)
-        t = (a[..., 2] - pos[2]) / dz
+        t = (self.plane_z - pos[2]) / dz
         xy = pos[:2] + t[..., None] * ray[..., :2]
         return np.concatenate([xy, a[..., 2:]], -1).astype(np.float32)
 

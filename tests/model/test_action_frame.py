@@ -25,10 +25,18 @@ def test_waypoint_projects_onto_the_objects_pixel_and_back(scene):
     frame = CameraActionFrame.from_annotation(scene["camera"])
     for obj in scene["objects"]:
         xyz = np.asarray(obj["center"], np.float64)
-        vu = frame.to_camera(np.r_[xyz, 1.0][None])[0]
         px, py = obj["point"]  # the annotation's own projection of the centre (pixels, x then y)
+        foot = CameraActionFrame.from_annotation(scene["camera"])
+        foot.plane_z = xyz[2]  # a plane through the centre: the foot is the centre itself
+        vu = foot.to_camera(np.r_[xyz, 1.0][None])[0]
         assert abs(vu[1] * 64 - px) < 1e-3 and abs(vu[0] * 64 - py) < 1e-3, obj["name"]
-        np.testing.assert_allclose(frame.from_camera(vu[None])[0], np.r_[xyz, 1.0], atol=1e-5)
+        np.testing.assert_allclose(foot.from_camera(vu[None])[0], np.r_[xyz, 1.0], atol=1e-5)
+        # On the table plane, a waypoint 10 cm above the object lands within 2 px of its pixel.
+        above = frame.to_camera(np.r_[xyz[:2], xyz[2] + 0.1, 1.0][None])[0]
+        assert np.hypot(above[1] * 64 - px, above[0] * 64 - py) < 2.0, obj["name"]
+        np.testing.assert_allclose(
+            frame.from_camera(above[None])[0], np.r_[xyz[:2], xyz[2] + 0.1, 1.0], atol=1e-5
+        )
 
 
 def test_processor_writes_pixels_and_decodes_the_table_frame(scene, tiny_config, text_tokenizer, tmp_path):
