@@ -412,20 +412,23 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = range(args.seed, args.seed + args.episodes)
     ref = Reference(demos, args.labels, args.batch, args.lr, seed=0, state_dims=args.state_dims)
 
-    def report(result: dict, name: str, control: str, minutes: float | None = None) -> None:
-        when = f" at {minutes:g} min" if minutes is not None else ""
+    def report(result: dict, name: str, control: str) -> None:
         for task, r in result.items():
             lo, hi = r["ci95"]
-            print(f"{name}{when}: {task:10s} {r['success_rate']:5.0%}  (95% CI {lo:.0%}-{hi:.0%}, "
+            print(f"{name}: {task:10s} {r['success_rate']:5.0%}  (95% CI {lo:.0%}-{hi:.0%}, "
                   f"{r['episodes']} episodes, {control} control)", flush=True)  # fmt: skip
 
     def eval_reference() -> dict:
-        return evaluate(ref.act, lambda: None, tasks, seeds, size, args.labels)
+        result = evaluate(ref.act, lambda: None, tasks, seeds, size, args.labels)
+        report(result, f"reference_cnn after {len(ref.losses)} steps", args.labels)
+        return result
 
     t0 = time.perf_counter()
     marks, losses = train_by_clock(ref.step, eval_reference, args.minutes, f"reference ({args.labels})")
+    print(f"{'min':>5} {'steps':>6} {'loss':>8}  success per task ({args.labels} labels and control)")
     for m in marks:
-        report(m.result, "reference_cnn", args.labels, m.minutes)
+        rates = "  ".join(f"{t} {r['success_rate']:.0%}" for t, r in m.result.items())
+        print(f"{m.minutes:5g} {m.steps:6d} {m.train_loss:8.4f}  {rates}")
     results = {
         "reference_cnn": [
             {"minutes": m.minutes, "steps": m.steps, "train_loss": m.train_loss, "success": m.result}

@@ -392,25 +392,32 @@ def train_model(train, test, args) -> dict:
 
 
 def table(results: dict) -> str:
+    """Mean / median px, share within 3 px and steps per side at each mark; the model's loss against its floor."""
     ref, uio = results["reference"], results["model"]
     lines = [
-        f"{'min':>5} | {'reference px':>12} {'<3px':>5} {'steps':>6} | {'model px':>9} {'<3px':>5} "
-        f"{'steps':>6} {'loss/floor':>12} {'gen ok':>7} | {'model/ref':>9}",
-        "-" * 97,
+        f"{'min':>5} | {'reference px (med)':>18} {'<3px':>5} {'steps':>6} | {'model px (med)':>15} {'<3px':>5} "
+        f"{'steps':>6} {'loss/floor':>11} {'gen ok':>7} | {'model/ref':>9}",
+        "-" * 109,
     ]
-    for r, m in zip(ref["marks"] if ref else [None] * len(uio["marks"]), uio["marks"] if uio else []):
-        ratio = m["mean_px"] / r["mean_px"] if r else float("nan")
-        rp = f"{r['mean_px']:12.2f} {r['within_3px']:5.0%} {r['steps']:6d}" if r else " " * 25
-        lines.append(
-            f"{m['minutes']:5g} | {rp} | {m['mean_px']:9.2f} {m['within_3px']:5.0%} {m['steps']:6d} "
-            f"{m['train_loss']:5.2f}/{uio['loss_floor']:5.2f} {m['generate']['decoded']:3d}/{m['generate']['of']:<3d} "
-            f"| {ratio:9.2f}"
+    blank_ref = " " * 31
+    for k in range(max(len(x["marks"]) for x in (ref, uio) if x)):
+        r = ref["marks"][k] if ref else None
+        m = uio["marks"][k] if uio else None
+        rp = (
+            f"{r['mean_px']:10.2f} ({r['median_px']:5.2f}) {r['within_3px']:5.0%} {r['steps']:6d}"
+            if r
+            else blank_ref
         )
-    if uio is None and ref:
-        lines += [
-            f"{r['minutes']:5g} | {r['mean_px']:12.2f} {r['within_3px']:5.0%} {r['steps']:6d} |"
-            for r in ref["marks"]
-        ]
+        mp = ""
+        if m:
+            ratio = m["mean_px"] / r["mean_px"] if r else float("nan")
+            gen = f"{m['generate']['decoded']}/{m['generate']['of']}"
+            mp = (
+                f"{m['mean_px']:7.2f} ({m['median_px']:5.2f}) {m['within_3px']:5.0%} {m['steps']:6d} "
+                f"{m['train_loss']:5.2f}/{uio['loss_floor']:<5.2f} {gen:>7} | {ratio:9.2f}"
+            )
+        minutes = (r or m)["minutes"]
+        lines.append(f"{minutes:5g} | {rp} | {mp}")
     return "\n".join(lines)
 
 
