@@ -34,8 +34,12 @@ class PointerReadout(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.q.weight, std=0.02)
-        nn.init.normal_(self.k.weight, std=0.02)
+        # Unit-scale scores from the start: the gradient of a bilinear score into W_q is proportional
+        # to W_k and vice versa, so the transformer's std 0.02 leaves both near zero for minutes (the
+        # pointing proxy sat at the mean-location error for 3 minutes).
+        std = self.q.in_features**-0.5
+        nn.init.normal_(self.q.weight, std=std)
+        nn.init.normal_(self.k.weight, std=std)
         nn.init.zeros_(self.offset.weight)
         nn.init.zeros_(self.gate.weight)
 
