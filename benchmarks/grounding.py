@@ -57,6 +57,9 @@ def first_moves(policy, env, seeds) -> tuple[np.ndarray, np.ndarray]:
         want = expert.act(obs)[:2]
         policy.reset()
         got = policy.predict_action_chunk(obs)[0, :2]
+        if getattr(policy, "control", "velocity") == "waypoint":  # a target: the move is toward it
+            hand = env.unwrapped.scene.grasp_pos()[:2]
+            want, got = want - hand, got - hand
         want_signs.append(np.sign(want))
         got_signs.append(np.sign(got))
     return np.asarray(want_signs), np.asarray(got_signs)
@@ -81,7 +84,9 @@ def main() -> None:
     t0 = time.perf_counter()
     per_task = {}
     for task in tqdm(DIRECTED, desc="grounding", unit="task"):
-        env = TabletopEnv(task=task, image_size=args.image_size, cameras=(policy.config.camera,))
+        env = TabletopEnv(
+            task=task, image_size=args.image_size, cameras=(policy.config.camera,), control=policy.control
+        )
         point = pointing_errors(policy, env, seeds)
         want, got = first_moves(policy, env, seeds)
         agree = want == got

@@ -128,8 +128,9 @@ def main() -> None:
             f"({', '.join(f'{t} {100 * s:.0f}%' for t, s in r['success'].items())}); {r['train_seconds'] / 60:.1f} min",
             flush=True,
         )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"arguments": vars(args), "results": results}, indent=2))
+        # After every variant: a run stopped part-way keeps what it measured.
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"arguments": vars(args), "results": results}, indent=2))
     print(f"wrote {args.out}")
 
 

@@ -1,0 +1,40 @@
+"""The acting proxy benchmark at smoke size: trains a variant on waypoint demonstrations, probes the
+first waypoint on held-out layouts, rolls out in closed loop, and writes its figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from envs.collect import add_arguments, run
+
+
+@pytest.mark.slow
+def test_waypoint_proxy_smoke(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = [
+        "--env",
+        "reach",
+        "--episodes",
+        "2",
+        "--out",
+        str(tmp_path / "data" / "reach"),
+        "--image-size",
+        "64",
+    ]
+    assert run(parser.parse_args([*args, "--control", "waypoint"])) == 0
+    out = tmp_path / "proxy.json"
+    cmd = [sys.executable, "benchmarks/waypoint_proxy.py", "--dataset", str(tmp_path / "data"), "--tasks", "reach",
+           "--steps", "3", "--probe", "2", "--episodes", "1", "--variant", "camera", "trainer.batch_size=4",
+           "--work", str(tmp_path / "work"), "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())["results"]["camera"]
+    assert math.isfinite(result["mean_xy_cm"]) and 0.0 <= result["mean_success"] <= 1.0
+    assert set(result["first_waypoint"]) == {"reach"} and "first waypoint" in proc.stdout
