@@ -38,7 +38,7 @@ class DemoConfig:
     control: str = "waypoint"
     train_config: str = "configs/demo_train.yaml"
     train_overrides: list[str] = field(default_factory=list)
-    eval_episodes: int = 10  # held-out episodes per task, for each instruction mode
+    eval_episodes: int = 20  # held-out episodes per task, for each instruction mode (the measure)
     eval_num_envs: int = 5
     eval_max_steps: int | None = None
     videos: int = 1  # per task and mode
