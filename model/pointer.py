@@ -11,8 +11,9 @@ distribution (for tokens that are not coordinates), and the log of that mixture 
 bins' logits: a product of experts, so the model still writes every token through its one
 vocabulary (UIO-2's interface: points and boxes as location tokens).
 
-Measured (benchmarks/pointing_proxy.py): without it the tiny model answers the same point for
-every image; with it the held-out error falls to about the CNN reference's.
+Measured (benchmarks/pointing_proxy.py, 6 minutes of one CPU thread): without it the tiny model
+answers the same point for every image (18.6 px mean error); with it 8.8 px mean, 1.6 px median,
+65% within 3 px, where a FiLM CNN with a soft-argmax head reaches 0.9 px: it learns, more slowly.
 """
 
 from __future__ import annotations
@@ -34,12 +35,10 @@ class PointerReadout(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # Unit-scale scores from the start: the gradient of a bilinear score into W_q is proportional
-        # to W_k and vice versa, so the transformer's std 0.02 leaves both near zero for minutes (the
-        # pointing proxy sat at the mean-location error for 3 minutes).
-        std = self.q.in_features**-0.5
-        nn.init.normal_(self.q.weight, std=std)
-        nn.init.normal_(self.k.weight, std=std)
+        # The transformer's std 0.02. A unit-scale init (1/sqrt(d)) was measured beside it on the
+        # pointing proxy: better at 3 min (15-17 vs 20 px), worse at 6 (14.7 vs 8.8 px), one run each.
+        nn.init.normal_(self.q.weight, std=0.02)
+        nn.init.normal_(self.k.weight, std=0.02)
         nn.init.zeros_(self.offset.weight)
         nn.init.zeros_(self.gate.weight)
 
