@@ -9,7 +9,11 @@ PerAct, found here from the trajectory alone). Our suite's experts record their 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+
+from training.episodes import DatasetError
 
 
 def find_keyframes(
@@ -56,10 +60,6 @@ def select_action_labels(episodes: list, labels: str, position_dims=(0, 1, 2)) -
     ``"action"`` as recorded; ``"waypoint"`` the recorded ``waypoint`` feature (our experts record it
     beside velocity actions); ``"keyframes"`` waypoints found in the trajectory (state ``position_dims``
     and the action's last dimension as the gripper)."""
-    import dataclasses
-
-    from training.episodes import DatasetError
-
     if labels == "action":
         return episodes
     out = []
