@@ -66,6 +66,15 @@ DEFAULT_OVERRIDES = {"image_conv_stem": True, "patch_size": 8, "location_bins": 
 # -- frames ----------------------------------------------------------------------------------------
 
 
+def mark_rows(marks) -> list[dict]:
+    """The JSON rows of a run's minute marks (both sides report the same fields)."""
+    return [
+        {"minutes": m.minutes, "steps": m.steps, "steps_per_s": m.steps / (m.minutes * 60),
+         "train_loss": m.train_loss, **m.result}
+        for m in marks
+    ]  # fmt: skip
+
+
 def generate_frames(n: int, first_seed: int, image_size: int) -> dict:
     """Reset frames of the six tasks in turn (frame i: task i % 6, seed first_seed + i) with their annotations."""
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -192,16 +201,7 @@ def train_reference(train, test, args) -> dict:
         "parameters": sum(p.numel() for p in net.parameters()),
         "loss_floor": floor,
         "loss_units": "MSE px^2 (floor: variance of the training points)",
-        "marks": [
-            {
-                "minutes": m.minutes,
-                "steps": m.steps,
-                "steps_per_s": m.steps / (m.minutes * 60),
-                "train_loss": m.train_loss,
-                **m.result,
-            }  # fmt: skip
-            for m in marks
-        ],
+        "marks": mark_rows(marks),
     }
 
 
@@ -375,16 +375,7 @@ def train_model(train, test, args) -> dict:
         "loss_units": f"cross-entropy, nats per scored target token ({tokens}: y, x, EOS; floor: marginal "
         "entropy of the bins / tokens)",
         "bin_centre_error_px": float(errors_px(bins, test_points).mean()),
-        "marks": [
-            {
-                "minutes": m.minutes,
-                "steps": m.steps,
-                "steps_per_s": m.steps / (m.minutes * 60),
-                "train_loss": m.train_loss,
-                **m.result,
-            }  # fmt: skip
-            for m in marks
-        ],
+        "marks": mark_rows(marks),
     }
 
 
