@@ -86,6 +86,7 @@ class ModelConfig:
     pointer_readout: bool = False
     pointer_dim: int = 64
     pointer_sigma: float = 0.25  # Gaussian width in patches
+    pointer_words: bool = False  # the pointer's query also reads the example's words (model/pointer.py)
 
     # Targets.
     max_text_target_len: int = 64
@@ -195,8 +196,8 @@ _PAPER = dict(
 
 _PRESETS: dict[str, dict[str, Any]] = {
     # Trains in minutes on 2 CPU cores: 16 image patches, a 1k BPE, 2+2 layers, and the pointer
-    # readout (without it this size never learns image -> position in CPU minutes).
-    "tiny": dict(pointer_readout=True),
+    # readout reading the instruction (without it this size never learns image -> position in CPU minutes).
+    "tiny": dict(pointer_readout=True, pointer_words=True),
     "small": dict(
         d_model=256,
         n_heads=4,

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from model.frame_cache import FrameCache
 from model.layers import full_precision, rope_angles, rope_tables
-from model.packing import DEC_MODALITY, collate
+from model.packing import DEC_MODALITY, KIND, collate
 from model.vocabulary import BOS_ID, EOS_ID, TARGET_MODALITIES
 
 GENERIC_IMAGE_PROMPT = "An image."  # the unconditional prompt for classifier-free guidance
@@ -117,7 +117,7 @@ def generate(
         if guided:
             raise ValueError("the pointer readout scores text and action targets, which take no guidance")
         context = model.pointer_context(batch, enc)
-        allowed = context[2][:, None, :]  # one example per row: its image tokens
+        allowed = (batch["enc_kind"] != KIND["pad"])[:, None, :]  # one example per row: all its tokens
         select = torch.ones(b2, 1, dtype=torch.bool, device=device)
     tokens = torch.full((b2, steps + 1), BOS_ID, dtype=torch.long, device=device)
     finished = torch.zeros(b, dtype=torch.bool, device=device)

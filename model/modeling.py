@@ -36,7 +36,7 @@ from model.layers import (
     rope_tables,
 )
 from model.packing import DEC_MODALITY, ENC_KINDS, KIND, unpack
-from model.pointer import PointerReadout, add_pointer, pointer_mask
+from model.pointer import PointerContext, PointerReadout, add_pointer, pointer_mask
 from model.vocabulary import Vocabulary
 
 
@@ -91,7 +91,7 @@ class UnifiedIO(nn.Module):
             DecoderBlock(d, c.n_heads, c.head_dim, c.mlp_dim, eps) for _ in range(c.decoder_layers)
         )
         self.decoder_norm = RMSNorm(d, eps)
-        self.pointer = PointerReadout(d, c.pointer_dim, c.pointer_sigma) if c.pointer_readout else None
+        self.pointer = PointerReadout(d, c.pointer_dim, c.pointer_sigma, c.pointer_words) if c.pointer_readout else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -114,11 +114,21 @@ class UnifiedIO(nn.Module):
         seg = self.vocab.segments["location" if modality == "text" else "action"]
         return seg.start - start, seg.size
 
-    def pointer_context(self, batch: dict[str, Any], enc: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """What every pointer call of one encoder pass shares: keys, patch centres, image tokens."""
-        is_image = batch["enc_kind"] == KIND["image"]
-        keys, centres = self.pointer.prepare(enc, is_image, batch["enc_pos"], self.config.image_grid)
-        return keys, centres, is_image
+    def pointer_context(self, batch: dict[str, Any], enc: torch.Tensor) -> PointerContext:
+        """What every pointer call of one encoder pass shares: keys, patch centres, image tokens and words."""
+        kind = batch["enc_kind"]
+        is_image, is_text = kind == KIND["image"], kind == KIND["text"]
+        is_words = is_text | (kind == KIND["audio"])  # an instruction is read or heard
+        words = None
+        if self.pointer.words:
+            # A text token's own embedding is its word, unmixed with the image the encoder's
+            # attention blends into its output (on the pointing proxy: 8.6 px at 300 steps where
+            # the encoder output gave 17-20 px; a word handed over as an oracle, 1.5 nats by then).
+            # An audio patch is no word by itself: there the encoder output, which has heard the rest.
+            emb = self.token_embedding(batch["enc_ids"]).float()
+            emb = emb * torch.rsqrt(emb.pow(2).mean(-1, keepdim=True) + self.config.norm_eps)  # enc's scale
+            words = torch.where(is_text[..., None], emb, enc.float())
+        return self.pointer.prepare(enc, is_image, is_words, batch["enc_pos"], self.config.image_grid, words)
 
     def pointed_logits(
         self,
@@ -126,7 +136,7 @@ class UnifiedIO(nn.Module):
         hidden: torch.Tensor,
         select: torch.Tensor,
         modality: str,
-        context: tuple[torch.Tensor, ...],
+        context: PointerContext,
         allowed: torch.Tensor,
     ) -> torch.Tensor:
         """Logits (P, segment) at the positions ``select`` marks, with the pointer's log-probabilities added."""
@@ -134,8 +144,7 @@ class UnifiedIO(nn.Module):
         if where is None:
             return logits
         offset, bins = where
-        keys, centres, _ = context
-        log_p = self.pointer.log_probs(hidden, keys, centres, allowed, select, bins, self.config.image_grid)
+        log_p = self.pointer.log_probs(hidden, context, allowed, select, bins, self.config.image_grid)
         return add_pointer(logits, log_p, offset)
 
     # -- encoder -------------------------------------------------------------------------------
@@ -233,7 +242,7 @@ class UnifiedIO(nn.Module):
         logits_out = {}
         if self.pointer is not None:
             context = self.pointer_context(batch, enc)
-            allowed = pointer_mask(batch["dec_segment"], batch["enc_segment"], context[2])
+            allowed = pointer_mask(batch["dec_segment"], batch["enc_segment"])
         for modality, idx in DEC_MODALITY.items():
             sel = batch["dec_modality"] == idx
             if not bool(sel.any()):

@@ -102,16 +102,18 @@ def test_packing_isolation_with_pointer(pointer_model, pointer_processor):
 
 
 def test_gradients_reach_the_pointer(pointer_model, pointer_processor):
+    """No pointer parameter is dead: from the training init, after one step every one gets a gradient.
+    (The word attention's keys start at zero, so its query's gradient appears only after that step;
+    zero keys and a zero query would have stayed at zero for good.)"""
     pointer_model.train()
-    with torch.no_grad():
-        for p in pointer_model.pointer.parameters():
-            p.zero_()  # as initialised for training: the gate and the offsets start at zero
-        pointer_model.pointer.q.weight.normal_(0, 0.02)
-        pointer_model.pointer.k.weight.normal_(0, 0.02)
-    loss, _ = pointer_model(
-        collate([pointer_processor.encode(e) for e in make_examples()], pointer_model.config)
-    )
-    loss.backward()
+    pointer_model.pointer.reset_parameters()  # as initialised for training (zero gate, offsets, word keys)
+    batch = collate([pointer_processor.encode(e) for e in make_examples()], pointer_model.config)
+    opt = torch.optim.SGD(pointer_model.pointer.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        loss, _ = pointer_model(batch)
+        loss.backward()
+        opt.step()
     for name, p in pointer_model.pointer.named_parameters():
         assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
 
