@@ -3,6 +3,7 @@
     python benchmarks/pointing_proxy.py                       # the issue's probe: tiny + conv stem, 64 bins
     python benchmarks/pointing_proxy.py --override pointer_readout=true --minutes 1 3 6
     python benchmarks/pointing_proxy.py --quick               # smoke run, seconds
+    python benchmarks/pointing_proxy.py --only model --write action --override action_bins=64
 
 One run trains, one after the other and each on one torch thread for the same wall-clock minutes:
 
@@ -232,15 +233,22 @@ def build_model(train, args):
     from model.configuration import ModelConfig
     from model.modeling import UnifiedIO
     from model.processor import Processor
+    from model.tokenizers.actions import ActionStats
     from training.build import text_corpus, train_text_tokenizer
 
     overrides = {**DEFAULT_OVERRIDES, **parse_overrides(args.override)}
+    writing = getattr(args, "write", "text")
+    if writing == "action":
+        overrides.setdefault("action_chunk_size", 1)
     try:
         config = ModelConfig.preset(args.model_preset, **overrides)
     except (TypeError, ValueError) as e:
         raise SystemExit(f"ModelConfig.preset({args.model_preset!r}, **{overrides}): {e}") from e
     tokenizer = train_text_tokenizer(text_corpus(train, []), config.text_vocab_size)
-    processor = Processor(config, text_tokenizer=tokenizer)
+    # Written as actions: (row, column) fractions, as the camera action frame writes a waypoint's
+    # foot, binned over the whole image (model/action_frame.py's pixel_stats), a height, a gripper.
+    stats = ActionStats(q01=[0.0, 0.0, 0.0, -1.0], q99=[1.0, 1.0, 0.2, 1.0]) if writing == "action" else None
+    processor = Processor(config, text_tokenizer=tokenizer, action_stats=stats)
     torch.manual_seed(args.seed)
     return UnifiedIO(config), processor, overrides
 
@@ -307,6 +315,31 @@ def generated_points(model, processor, examples, batch: int = 64) -> tuple[np.nd
     return pts, int(np.isfinite(pts[:, 0]).sum())
 
 
+def as_actions(examples) -> list:
+    """The same prompts and frames with the point written as an action: [row, column, height, gripper]."""
+    h = examples[0].image.shape[0] if examples else 1
+    return [
+        dataclasses.replace(
+            e,
+            target="action",
+            target_value=np.array([[e.meta["point"][1] / h, e.meta["point"][0] / h, 0.1, -1.0]], np.float32),
+        )
+        for e in examples
+    ]
+
+
+@torch.no_grad()
+def action_points(model, processor, examples, batch: int = 64) -> np.ndarray:
+    """(x, y) px of the first action's row and column, decoded by ``generate`` on the action path."""
+    out = []
+    for j in range(0, len(examples), batch):
+        chunk = examples[j : j + batch]
+        for e, a in zip(chunk, model.generate_from_examples(processor, chunk, "action")):
+            h, w = e.image.shape[:2]
+            out.append([float(a[0][1]) * w, float(a[0][0]) * h])
+    return np.array(out, np.float32)
+
+
 def train_model(train, test, args) -> dict:
     from model.packing import collate
     from training.configuration import OptimConfig, ScheduleConfig
@@ -314,16 +347,20 @@ def train_model(train, test, args) -> dict:
 
     model, processor, overrides = build_model(train, args)
     cfg = model.config
+    if args.write == "action":
+        train, test = as_actions(train), as_actions(test)
     lr = args.lr if args.lr is not None else {"adamw": 1e-3, "adafactor": 1e-2}[args.optimizer]
     opt = build_optimizer(model.named_parameters(), OptimConfig(name=args.optimizer, lr=lr, grad_clip=1.0))
     sched = build_scheduler(opt, ScheduleConfig(name="constant", warmup_steps=args.warmup))
     rng = np.random.default_rng(args.seed)
     test_points = points_of(test)
     tokens = len(processor.encode(train[0]).target_ids)  # scored target tokens per example (y, x, EOS)
-    entropy = location_entropy(train, processor)
+    entropy = location_entropy(train, processor) if args.write == "text" else None
     # Both bins of the true point, dequantised: the error a perfect classifier still makes.
-    bins = np.array(
-        [processor.locations.decode_points(ex.target_value, ex.image.shape[:2])[0] for ex in test]
+    bins = (
+        np.array([processor.locations.decode_points(ex.target_value, ex.image.shape[:2])[0] for ex in test])
+        if args.write == "text"
+        else None
     )
 
     def step() -> float:
@@ -342,6 +379,10 @@ def train_model(train, test, args) -> dict:
     def evaluate() -> dict:
         model.eval()
         processor.training = False
+        if args.write == "action":
+            pred = action_points(model, processor, test)
+            return {**summary_of(errors_px(pred, test_points)), "decoded": len(test),
+                    "prediction_spread_px": float(np.sqrt(pred.var(0).sum()))}  # fmt: skip
         pred = forced_points(model, processor, test)
         forced = errors_px(pred, test_points)
         gen, decoded = generated_points(model, processor, test)
@@ -369,12 +410,16 @@ def train_model(train, test, args) -> dict:
             "schedule": "constant",
             "grad_clip": 1.0,
         },  # fmt: skip
+        "written_as": args.write,
         "location_bins": cfg.location_bins,
+        "action_bins": cfg.action_bins,
         "location_entropy_nats": entropy,
-        "loss_floor": (entropy["y"] + entropy["x"]) / tokens,
+        "loss_floor": (entropy["y"] + entropy["x"]) / tokens if entropy else None,
         "loss_units": f"cross-entropy, nats per scored target token ({tokens}: y, x, EOS; floor: marginal "
-        "entropy of the bins / tokens)",
-        "bin_centre_error_px": float(errors_px(bins, test_points).mean()),
+        "entropy of the bins / tokens)"
+        if entropy
+        else f"cross-entropy, nats per scored action token ({tokens}: row, column, height, gripper)",
+        "bin_centre_error_px": float(errors_px(bins, test_points).mean()) if bins is not None else None,
         "marks": mark_rows(marks),
     }
 
@@ -402,10 +447,11 @@ def table(results: dict) -> str:
         mp = ""
         if m:
             ratio = m["mean_px"] / r["mean_px"] if r else float("nan")
-            gen = f"{m['generate']['decoded']}/{m['generate']['of']}"
+            gen = f"{m['generate']['decoded']}/{m['generate']['of']}" if "generate" in m else "action"
+            floor = f"{uio['loss_floor']:<5.2f}" if uio["loss_floor"] is not None else "  -  "
             mp = (
                 f"{m['mean_px']:7.2f} ({m['median_px']:5.2f}) {m['within_3px']:5.0%} {m['steps']:6d} "
-                f"{m['train_loss']:5.2f}/{uio['loss_floor']:<5.2f} {gen:>7} | {ratio:9.2f}"
+                f"{m['train_loss']:5.2f}/{floor} {gen:>7} | {ratio:9.2f}"
             )
         minutes = (r or m)["minutes"]
         lines.append(f"{minutes:5g} | {rp} | {mp}")
@@ -432,6 +478,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ref-batch", type=int, default=64)
     parser.add_argument("--ref-lr", type=float, default=1e-3)
     parser.add_argument("--only", choices=("model", "reference"), default=None, help="train one side only")
+    parser.add_argument("--write", choices=("text", "action"), default="text",
+                        help="the model writes the point as location tokens (text) or as a camera-frame "
+                        "action (row, column, height, gripper; see --override action_bins=N)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=str(CACHE), help="frame cache folder ('' to regenerate)")
     parser.add_argument("--quick", action="store_true", help="smoke run: ~100 frames, a few seconds each")

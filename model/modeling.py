@@ -91,7 +91,9 @@ class UnifiedIO(nn.Module):
             DecoderBlock(d, c.n_heads, c.head_dim, c.mlp_dim, eps) for _ in range(c.decoder_layers)
         )
         self.decoder_norm = RMSNorm(d, eps)
-        self.pointer = PointerReadout(d, c.pointer_dim, c.pointer_sigma, c.pointer_words) if c.pointer_readout else None
+        self.pointer = (
+            PointerReadout(d, c.pointer_dim, c.pointer_sigma, c.pointer_words) if c.pointer_readout else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

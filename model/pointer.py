@@ -148,7 +148,9 @@ class PointerReadout(nn.Module):
                     continue
                 h = hidden[r, pos].float()
                 ok = images[:, cols]
-                scores = (self.query(h, context, r, mine) @ context.keys[r, cols].t()).masked_fill(~ok, float("-inf"))
+                scores = (self.query(h, context, r, mine) @ context.keys[r, cols].t()).masked_fill(
+                    ~ok, float("-inf")
+                )
                 has_image = ok.any(-1, keepdim=True)
                 attn = torch.softmax(scores.masked_fill(~has_image, 0.0), -1).masked_fill(~ok, 0.0)
                 # Each patch's Gaussian over the bin centres, normalised over the bins: (patches, bins).

@@ -76,6 +76,12 @@ class DataConfig:
     # What an action means to the env (saved in policy.json; `uio2 eval` drives the env so):
     # "velocity" (per-step deltas) or "waypoint" (absolute targets, our suite's waypoint mode).
     control: Literal["velocity", "waypoint"] = "velocity"
+    # Which frames action examples are made from: "uniform" (every frame alike) or "distance", for
+    # waypoint labels: in proportion to how far the hand still is from its waypoint (at least 2 cm;
+    # needs state[:3] and action[:3] in one frame, as in our suite). Uniform frames let a policy learn
+    # "the waypoint is where the hand already is", true on most frames of a demonstration and wrong
+    # on the first: measured on Reach, the pointer learned to look at the hand, not the named object.
+    action_frames: Literal["uniform", "distance"] = "uniform"
     # K future actions per target; None = the model preset's action_chunk_size (must match a loaded checkpoint's).
     chunk_size: int | None = None
     # Share of action examples whose instruction is spoken; None = the mixture's action/action_speech weights.

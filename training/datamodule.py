@@ -73,6 +73,7 @@ def task_context(cfg: TrainConfig, episodes, processor: Processor, synthesize) -
         synthesize=synthesize,
         state_dims=tuple(dims) if dims is not None else None,
         random_shift=cfg.data.random_shift,
+        action_frames=cfg.data.action_frames,
         locations=processor.locations,
     )
 

@@ -130,3 +130,17 @@ def test_forced_decoding_matches_constrained_generation(quick):
     _, logits = model.generate(batch, "text", max_new_tokens=1, return_logits=True)
     y = logits[:, 0, first : first + 64].argmax(-1).numpy()
     assert np.allclose(forced[:, 1], [processor.locations.dequantize(int(v), 64) for v in y])
+
+
+def test_quick_run_can_write_the_point_as_an_action(bench, tmp_path):
+    """--write action: the same frames and prompts, the point as a camera-frame action decoded by generate."""
+    summary = bench.main(
+        ["--quick", "--only", "model", "--write", "action", "--override", "action_bins=64",
+         "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "proxy.json")]
+    )  # fmt: skip
+    model = summary["model"]
+    assert model["written_as"] == "action" and model["action_bins"] == 64 and model["loss_floor"] is None
+    assert model["config"]["overrides"]["action_chunk_size"] == 1
+    for m in model["marks"]:
+        assert finite(m["mean_px"]) and m["decoded"] == summary["data"]["test_examples"]
+    assert "action" in summary["table"]

@@ -241,3 +241,42 @@ def test_speech_prob_resplits_the_action_weight():
     assert mixture_weights({"action": 4.0}, None) == {"action": 4.0}
     with pytest.raises(ValueError, match="speech_prob must be in"):
         mixture_weights({"action": 1.0}, 1.5)
+
+
+def _waypoint_episode(n: int = 40) -> EpisodeData:
+    """The hand closes in on one waypoint over the first 10 frames and waits there for the rest."""
+    goal = np.array([0.1, -0.05, 0.12], np.float32)
+    start = np.array([0.0, 0.2, 0.25], np.float32)
+    alpha = np.clip(np.arange(n) / 10.0, 0.0, 1.0)[:, None]
+    state = np.zeros((n, 8), np.float32)
+    state[:, :3] = (1 - alpha) * start + alpha * goal
+    action = np.concatenate([np.repeat(goal[None], n, 0), -np.ones((n, 1), np.float32)], -1)
+    return EpisodeData(
+        source="test", index=0, images={"scene": np.zeros((n, 8, 8, 3), np.uint8)}, state=state,
+        action=action, instruction="touch the red cube",
+    )  # fmt: skip
+
+
+def test_distance_weighted_action_frames_favour_frames_away_from_the_waypoint():
+    ep = _waypoint_episode()
+    rng = np.random.default_rng(0)
+    uniform = TaskContext(history=0, chunk_size=1, action_frames="uniform")
+    distance = TaskContext(history=0, chunk_size=1, action_frames="distance")
+    assert FAMILIES["action"].make(ep, 25, rng, uniform).meta["frame"] == 25
+    drawn = np.array([FAMILIES["action"].make(ep, 25, rng, distance).meta["frame"] for _ in range(2000)])
+    # 10 of 40 frames are on the way: uniformly a quarter of the draws, weighted by distance about 3 in 4.
+    assert (drawn < 10).mean() > 0.6
+    assert (drawn >= 10).any()  # frames at the waypoint still count (the 2 cm floor)
+
+
+def test_distance_weighted_action_frames_need_a_position_and_a_waypoint():
+    ep = _waypoint_episode()
+    ep.state = ep.state[:, :2]
+    with pytest.raises(ValueError, match=r"state\[:3\]"):
+        FAMILIES["action"].make(
+            ep, 0, np.random.default_rng(0), TaskContext(history=0, action_frames="distance")
+        )
+    with pytest.raises(ValueError, match="uniform' or 'distance"):
+        FAMILIES["action"].make(
+            _waypoint_episode(), 0, np.random.default_rng(0), TaskContext(action_frames="far")
+        )

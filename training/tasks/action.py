@@ -15,6 +15,7 @@ from training.tasks.base import (
     TaskContext,
     TaskFamily,
     action_chunk,
+    action_frame_index,
     frame,
     history,
     meta,
@@ -28,6 +29,7 @@ from training.tasks.templates import prompt
 def make_action(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> Example | None:
     if not ep.instruction:
         return None
+    t = action_frame_index(ep, t, rng, ctx)
     image, image_history = random_shift(frame(ep, t), history(ep, t, ctx.history), rng, ctx.random_shift)
     return Example(
         target="action",
@@ -44,6 +46,7 @@ def make_action_speech(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
     audio = speech_of(ep, ctx)
     if audio is None:
         return None
+    t = action_frame_index(ep, t, rng, ctx)
     image, image_history = random_shift(frame(ep, t), history(ep, t, ctx.history), rng, ctx.random_shift)
     return Example(
         target="action",

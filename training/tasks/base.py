@@ -38,6 +38,8 @@ class TaskContext:
     state_dims: tuple[int, ...] | None = None
     # Random-shift augmentation of the policy's frames, in pixels (0: off); see ``random_shift``.
     random_shift: int = 0
+    # Which frames action examples use: "uniform" or "distance" (``action_frame_index``).
+    action_frames: str = "uniform"
     # The model's <loc_N> tokenizer (Processor.locations, ModelConfig.location_bins bins): boxes,
     # points and the 3D values are written with it.
     locations: LocationTokenizer = field(default_factory=LocationTokenizer)
@@ -54,6 +56,32 @@ class TaskFamily:
 def meta(ep: EpisodeData, t: int, task: str, **extra) -> dict:
     """The metadata every generated example carries: its family and where in which episode it came from."""
     return {"task": task, "source": ep.source, "episode": ep.index, "frame": t, **extra}
+
+
+WAYPOINT_DISTANCE_FLOOR = 0.02  # m: frames at their waypoint still count, as much as one 2 cm away
+
+
+def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> int:
+    """The frame an action example is made from: ``t`` as drawn ("uniform"), or ("distance") a frame
+    drawn in proportion to how far the grasp point (state[:3]) still is from its waypoint label
+    (action[:3]), at least WAYPOINT_DISTANCE_FLOOR. Along a demonstration the hand closes in on each
+    waypoint and waits there, so on most frames the label is where the hand already is; weighting by
+    distance makes the frames where the waypoint must be found in the scene the common ones."""
+    if ctx.action_frames == "uniform":
+        return t
+    if ctx.action_frames != "distance":
+        raise ValueError(f"action_frames must be 'uniform' or 'distance', got {ctx.action_frames!r}")
+    p = ep.meta.get("_frame_p_distance")
+    if p is None:
+        if ep.state.shape[-1] < 3 or ep.action.shape[-1] < 3:
+            raise ValueError(
+                f"action_frames='distance' needs a grasp position in state[:3] and a waypoint in action[:3]; "
+                f"{ep.where('state')} has {ep.state.shape[-1]} state and {ep.action.shape[-1]} action features"
+            )
+        d = np.linalg.norm(ep.state[:, :3] - ep.action[:, :3], axis=-1)
+        w = np.maximum(d, WAYPOINT_DISTANCE_FLOOR)
+        p = ep.meta["_frame_p_distance"] = w / w.sum()
+    return int(rng.choice(len(p), p=p))
 
 
 def frame(ep: EpisodeData, t: int) -> np.ndarray:
