@@ -129,6 +129,19 @@ def _square_examples(rng: np.random.Generator, n: int, size: int = 64) -> tuple[
     return examples, np.asarray(centres)
 
 
+def _fit_squares(model: UnifiedIO, proc: Processor, steps: int, write) -> None:
+    """``steps`` AdamW steps on 16 fresh squares each, written by ``write(examples, centres)``; then eval mode."""
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        examples = write(*_square_examples(rng, 16))
+        loss, _ = model(collate([proc.encode(e) for e in examples], model.config))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
 def _train_and_measure(pointer: bool, text_tokenizer, steps: int) -> float:
     cfg = ModelConfig.preset(
         "tiny", image_conv_stem=True, patch_size=8, location_bins=64, pointer_readout=pointer
@@ -136,15 +149,7 @@ def _train_and_measure(pointer: bool, text_tokenizer, steps: int) -> float:
     torch.manual_seed(0)
     model = UnifiedIO(cfg)
     proc = Processor(cfg, text_tokenizer=text_tokenizer)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
-    rng = np.random.default_rng(0)
-    for _ in range(steps):
-        examples, _ = _square_examples(rng, 16)
-        loss, _ = model(collate([proc.encode(e) for e in examples], cfg))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    _fit_squares(model, proc, steps, lambda examples, centres: examples)
     held_out, centres = _square_examples(np.random.default_rng(12345), 48)
     batch = collate([proc.encode_inputs(e, "text") for e in held_out], cfg, packed=False)
     ids = generate(model, batch, "text", max_new_tokens=3)
@@ -199,15 +204,7 @@ def _square_actions_error(action_bins: int, text_tokenizer, steps: int) -> float
             for e, (y, x) in zip(examples, centres)
         ]
 
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
-    rng = np.random.default_rng(0)
-    for _ in range(steps):
-        examples = as_actions(*_square_examples(rng, 16))
-        loss, _ = model(collate([proc.encode(e) for e in examples], cfg))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    _fit_squares(model, proc, steps, as_actions)
     held_out, centres = _square_examples(np.random.default_rng(12345), 48)
     out = model.generate_from_examples(proc, as_actions(held_out, centres), "action")
     pred = np.array([[a[0][0] * 64 - 0.5, a[0][1] * 64 - 0.5] for a in out])
