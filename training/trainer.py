@@ -159,6 +159,13 @@ def prepare(
             f"{root} already holds checkpoints (newest {existing.name}); set resume=true to continue that run "
             "or choose another out_dir: a new run does not write over them"
         )
+    waypoints = cfg.data.control == "waypoint" or cfg.data.action_labels in ("waypoint", "keyframes")
+    if cfg.data.action_frames == "distance" and not waypoints:
+        raise ValueError(
+            "data.action_frames=distance weights frames by the hand's distance from its waypoint label; "
+            f"with data.control={cfg.data.control!r} and data.action_labels={cfg.data.action_labels!r} the "
+            "actions are no waypoints: use control=waypoint, action_labels=waypoint|keyframes, or action_frames=uniform"
+        )
     if episodes is None:
         from training.sources import load_episodes
 

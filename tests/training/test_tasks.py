@@ -280,3 +280,12 @@ def test_distance_weighted_action_frames_need_a_position_and_a_waypoint():
         FAMILIES["action"].make(
             _waypoint_episode(), 0, np.random.default_rng(0), TaskContext(action_frames="far")
         )
+
+
+def test_distance_weighted_frames_refuse_actions_that_are_not_waypoints(make_config, tmp_path):
+    """Velocity actions are no waypoints: weighting frames by a 'distance' to them would be noise."""
+    from training.trainer import train
+
+    cfg = make_config(tmp_path, "data.action_frames=distance")  # control=velocity, action_labels=action
+    with pytest.raises(ValueError, match="action_frames=distance"):
+        train(cfg, episodes=[])
