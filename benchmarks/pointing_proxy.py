@@ -237,8 +237,7 @@ def build_model(train, args):
     from training.build import text_corpus, train_text_tokenizer
 
     overrides = {**DEFAULT_OVERRIDES, **parse_overrides(args.override)}
-    writing = getattr(args, "write", "text")
-    if writing == "action":
+    if args.write == "action":
         overrides.setdefault("action_chunk_size", 1)
     try:
         config = ModelConfig.preset(args.model_preset, **overrides)
@@ -247,7 +246,9 @@ def build_model(train, args):
     tokenizer = train_text_tokenizer(text_corpus(train, []), config.text_vocab_size)
     # Written as actions: (row, column) fractions, as the camera action frame writes a waypoint's
     # foot, binned over the whole image (model/action_frame.py's pixel_stats), a height, a gripper.
-    stats = ActionStats(q01=[0.0, 0.0, 0.0, -1.0], q99=[1.0, 1.0, 0.2, 1.0]) if writing == "action" else None
+    stats = (
+        ActionStats(q01=[0.0, 0.0, 0.0, -1.0], q99=[1.0, 1.0, 0.2, 1.0]) if args.write == "action" else None
+    )
     processor = Processor(config, text_tokenizer=tokenizer, action_stats=stats)
     torch.manual_seed(args.seed)
     return UnifiedIO(config), processor, overrides

@@ -110,10 +110,7 @@ class PointerReadout(nn.Module):
         cols = ok.any(0).nonzero()[:, 0]
         if len(cols) == 0:
             return q
-        ok = ok[:, cols]
-        scores = (self.word_q(h) @ context.word_keys[r, cols].t()).masked_fill(~ok, float("-inf"))
-        has_words = ok.any(-1, keepdim=True)
-        attn = torch.softmax(scores.masked_fill(~has_words, 0.0), -1).masked_fill(~ok, 0.0)
+        attn = masked_softmax(self.word_q(h) @ context.word_keys[r, cols].t(), ok[:, cols])
         return q + attn @ context.word_values[r, cols]
 
     def log_probs(
@@ -148,11 +145,8 @@ class PointerReadout(nn.Module):
                     continue
                 h = hidden[r, pos].float()
                 ok = images[:, cols]
-                scores = (self.query(h, context, r, mine) @ context.keys[r, cols].t()).masked_fill(
-                    ~ok, float("-inf")
-                )
+                attn = masked_softmax(self.query(h, context, r, mine) @ context.keys[r, cols].t(), ok)
                 has_image = ok.any(-1, keepdim=True)
-                attn = torch.softmax(scores.masked_fill(~has_image, 0.0), -1).masked_fill(~ok, 0.0)
                 # Each patch's Gaussian over the bin centres, normalised over the bins: (patches, bins).
                 c = context.centres[r, cols]
                 spread_y = torch.softmax(-0.5 * ((bin_centres - c[:, 0:1]) / width) ** 2, -1)
@@ -166,6 +160,12 @@ class PointerReadout(nn.Module):
         if not out:
             return hidden.new_zeros(0, bins, dtype=torch.float32)
         return torch.cat(out)
+
+
+def masked_softmax(scores: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim where ``ok``; all zeros for a row with nothing allowed (not NaN)."""
+    scores = scores.masked_fill(~ok, float("-inf")).masked_fill(~ok.any(-1, keepdim=True), 0.0)
+    return torch.softmax(scores, -1).masked_fill(~ok, 0.0)
 
 
 def pointer_mask(dec_segment: torch.Tensor, enc_segment: torch.Tensor) -> torch.Tensor:

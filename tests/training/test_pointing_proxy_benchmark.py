@@ -116,9 +116,8 @@ def test_forced_decoding_matches_constrained_generation(quick):
 
     pool, _ = bench.frames(24, bench.HELD_OUT_SEED, 64, d / "cache")
     examples = bench.pointing_examples(pool, LocationTokenizer(64))[:8]
-    args = dataclasses.make_dataclass("A", [("override", list), ("model_preset", str), ("seed", int)])(
-        [], "tiny", 0
-    )
+    fields = [("override", list), ("model_preset", str), ("seed", int), ("write", str)]
+    args = dataclasses.make_dataclass("A", fields)([], "tiny", 0, "text")
     model, processor, _ = bench.build_model(examples, args)
     model.eval()
     forced = bench.forced_points(model, processor, examples)
