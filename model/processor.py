@@ -67,6 +67,10 @@ class EncodedExample:
     state: torch.Tensor | None = None  # (max_state_dim,) float32
     # The target image / audio as an encoder input, for [R] masked denoising (training/denoisers.py).
     target_input: torch.Tensor | None = None
+    # (Ld, 2) float32: the (row, column) image fraction each target token points at (a location
+    # token of a point or box corner, a camera-frame waypoint's pixel), NaN elsewhere; None: none.
+    # The pointer's patch loss (model/pointer.py) scores where the pointer looks against it.
+    points: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> EncodedExample:
@@ -312,8 +316,39 @@ class Processor:
             loss_mask=torch.ones(len(target_ids)),
             hidden=torch.zeros(len(target_ids), dtype=torch.bool),
             meta=dict(example.meta),
+            points=self.target_points(target, target_ids, example) if example.image is not None else None,
             **out,
         )
+
+    def target_points(self, target: str, target_ids: torch.Tensor, example: Example) -> torch.Tensor | None:
+        """(Ld, 2) image fractions (row, column) each target token points at, NaN elsewhere (EncodedExample.points).
+
+        Text: location tokens pair up as (y, x), UIO-2's order for points and boxes; an example whose
+        location tokens also carry other values (a cuboid's depth and size, a camera pose) says how
+        many leading pairs are image points in ``meta["location_points"]``. Actions: the row and
+        column of each step of a camera-frame waypoint (model/action_frame.py). None where no token
+        points."""
+        points = torch.full((len(target_ids), 2), float("nan"))
+        if target == "text":
+            seg = self.vocab.segments["location"]
+            where = ((target_ids >= seg.start) & (target_ids < seg.start + seg.size)).nonzero()[:, 0]
+            pairs = len(where) // 2
+            limit = example.meta.get("location_points")
+            if limit is not None:
+                pairs = min(pairs, int(limit))
+            if pairs == 0:
+                return None
+            yx = ((target_ids[where[: 2 * pairs]] - seg.start).float() + 0.5) / seg.size
+            points[where[: 2 * pairs]] = yx.view(pairs, 1, 2).expand(pairs, 2, 2).reshape(-1, 2)
+        elif target == "action" and self.action_frame is not None:
+            k, d = self.config.action_chunk_size, self.action_tokenizer.dim
+            vu = torch.from_numpy(self.action_frame.to_camera(example.target_value)[:, :2]).float()
+            on_image = ((vu >= 0) & (vu <= 1)).all(-1, keepdim=True)
+            grid = points.view(k, d, 2)
+            grid[:, 0] = grid[:, 1] = torch.where(on_image, vu, float("nan"))
+        else:
+            return None
+        return points
 
     def encode_inputs(self, example: Example, target: str) -> EncodedExample:
         """Inputs only (for generation): the target is left empty."""

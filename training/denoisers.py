@@ -99,7 +99,8 @@ class Denoisers:
     ) -> EncodedExample:
         prefix = torch.tensor([self.vocab.prefix_id(e.target, objective)])
         n = len(target)
-        fields = dict(loss_mask=torch.ones(n), hidden=torch.zeros(n, dtype=torch.bool))
+        # A rewritten target points at nothing: its tokens no longer line up with the image points.
+        fields = dict(loss_mask=torch.ones(n), hidden=torch.zeros(n, dtype=torch.bool), points=None)
         fields.update(kw)
         return e.replace(
             objective=objective, text_ids=torch.cat([prefix, text]).long(), target_ids=target.long(), **fields

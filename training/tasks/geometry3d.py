@@ -108,6 +108,8 @@ def make_boxes3d(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCon
             "source": ep.source,
             "episode": ep.index,
             "frame": t,
+            # Only the projected centre is an image point; depth, size and rotation reuse the bins.
+            "location_points": 1,
         },
     )
 
@@ -121,7 +123,13 @@ def make_camera_pose(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: Tas
         target_value=camera_tokens(camera, ctx.locations),
         text=prompt("camera_pose", rng),
         image=frame(ep, t),
-        meta={"task": "camera_pose", "source": ep.source, "episode": ep.index, "frame": t},
+        meta={
+            "task": "camera_pose",
+            "source": ep.source,
+            "episode": ep.index,
+            "frame": t,
+            "location_points": 0,
+        },
     )
 
 
