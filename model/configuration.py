@@ -205,7 +205,7 @@ _PAPER = dict(
 _PRESETS: dict[str, dict[str, Any]] = {
     # Trains in minutes on 2 CPU cores: 16 image patches, a 1k BPE, 2+2 layers, and the pointer
     # readout reading the instruction (without it this size never learns image -> position in CPU minutes).
-    "tiny": dict(pointer_readout=True, pointer_words=True, pointer_patch_loss=1.0),
+    "tiny": dict(pointer_readout=True, pointer_words=True, pointer_word_heads=4, pointer_patch_loss=1.0),
     "small": dict(
         d_model=256,
         n_heads=4,

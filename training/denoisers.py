@@ -200,7 +200,7 @@ class Denoisers:
         prompt = self._prompt(e)
         if uncond_text is not None and cfg_dropout > 0 and rng.random() < cfg_dropout:
             prompt = uncond_text
-        return self._with(e, "S", prompt, e.target_ids, loss_mask=e.loss_mask, hidden=e.hidden)
+        return self._with(e, "S", prompt, e.target_ids, loss_mask=e.loss_mask, hidden=e.hidden, points=e.points)
 
 
 class MixtureOfDenoisers:

@@ -16,7 +16,7 @@ from model.modeling import UnifiedIO
 from model.packing import collate
 from model.processor import Processor
 from model.tokenizers import ActionStats
-from training.denoisers import Denoisers
+from training.denoisers import Denoisers, denoise
 
 IMAGE = np.full((64, 64, 3), 90, np.uint8)
 
@@ -68,11 +68,16 @@ def test_a_camera_frame_waypoint_points_with_its_row_and_column(tiny_config, tex
     assert points[2:].isnan().all()  # height and gripper tokens, and the off-image step
 
 
-def test_a_rewritten_target_points_at_nothing(processor):
+def test_a_rewritten_target_points_at_nothing_and_a_supervised_one_keeps_its_points(processor):
     e = processor.encode(Example("text", "the cube <loc_1><loc_2> is red", text="say it", image=IMAGE))
     assert e.points is not None
     rewritten = Denoisers(processor.config).span_corruption(e, np.random.default_rng(0))
     assert rewritten.points is None
+    # What the data module applies to every example: a supervised target stays whole, points too
+    # (they were dropped here once, and the demo trained without the patch loss).
+    for seed in range(8):
+        kept = denoise(e, np.random.default_rng(seed), processor)
+        torch.testing.assert_close(kept.points, e.points, equal_nan=True)
 
 
 def test_the_patch_loss_is_added_and_reaches_the_pointer(tiny_config, text_tokenizer, action_stats):
