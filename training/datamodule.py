@@ -87,6 +87,22 @@ def default_denoiser(cfg: TrainConfig) -> Denoiser:
     )
 
 
+def weigh_examples_equally(batch: dict[str, Any]) -> dict[str, Any]:
+    """Rescale ``dec_loss_mask`` in place so that every example weighs the same in the loss.
+
+    The model's loss is the mask-weighted mean over target tokens; here each example's scored tokens
+    share one example's weight (data.loss_weighting="example"). The total stays the number of scored
+    tokens, so the loss's scale and the token count DDP averages by are unchanged."""
+    mask, example = batch["dec_loss_mask"], batch["dec_example"]
+    real = example >= 0
+    n_examples = len(batch["example_row"])
+    scored = torch.zeros(n_examples).index_add_(0, example[real], mask[real].float())
+    share = mask.sum() / max(int((scored > 0).sum()), 1)  # each scored example's total weight
+    per_token = share / scored.clamp(min=1e-9)
+    batch["dec_loss_mask"] = torch.where(real, mask * per_token[example.clamp(min=0)], torch.zeros_like(mask))
+    return batch
+
+
 class BatchStream(IterableDataset):
     """Endless packed batches for one rank, starting at batch ``start``."""
 
@@ -102,7 +118,11 @@ class BatchStream(IterableDataset):
         packed: bool = True,
         denoiser: Denoiser | None = None,
         stop: int | None = None,
+        loss_weighting: str = "token",
     ):
+        if loss_weighting not in ("token", "example"):
+            raise ValueError(f"loss_weighting must be 'token' or 'example', got {loss_weighting!r}")
+        self.loss_weighting = loss_weighting
         self.mixture, self.processor = mixture, processor
         self.local_batch, self.rank, self.world_size = local_batch, rank, world_size
         self.start, self.stop, self.seed, self.packed = start, stop, seed, packed
@@ -127,6 +147,8 @@ class BatchStream(IterableDataset):
     def batch(self, b: int) -> dict[str, Any]:
         encoded = [self.encode(i) for i in self.indices(b)]
         out = collate(encoded, self.processor.config, packed=self.packed)
+        if self.loss_weighting == "example":
+            weigh_examples_equally(out)
         out["meta"] = [{**e.meta, "target": e.target, "objective": e.objective} for e in encoded]
         out["batch_index"] = b
         return out
@@ -188,6 +210,7 @@ class UIO2DataModule(L.LightningDataModule):
             packed=self.cfg.data.packing,
             denoiser=self.denoiser,
             stop=stop,
+            loss_weighting=self.cfg.data.loss_weighting,
         )
 
     def train_dataloader(self) -> DataLoader:

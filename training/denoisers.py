@@ -200,7 +200,9 @@ class Denoisers:
         prompt = self._prompt(e)
         if uncond_text is not None and cfg_dropout > 0 and rng.random() < cfg_dropout:
             prompt = uncond_text
-        return self._with(e, "S", prompt, e.target_ids, loss_mask=e.loss_mask, hidden=e.hidden, points=e.points)
+        return self._with(
+            e, "S", prompt, e.target_ids, loss_mask=e.loss_mask, hidden=e.hidden, points=e.points
+        )
 
 
 class MixtureOfDenoisers:
