@@ -52,3 +52,45 @@ def test_workers_keep_the_order(datamodule):
     got = list(loader)
     assert [g["batch_index"] for g in got] == [0, 1, 2, 3]
     assert all(same(p, g) for p, g in zip(plain, got))
+
+
+def test_example_weighting_gives_every_example_the_same_share_of_the_loss():
+    """Two examples of 3 and 17 scored tokens: by tokens the long one is 85% of the loss, by examples
+    half, and the model's loss is then the mean of the two examples' own token means."""
+    import numpy as np
+
+    from model.configuration import ModelConfig
+    from model.example import Example
+    from model.modeling import UnifiedIO
+    from model.packing import collate
+    from model.processor import Processor
+    from model.tokenizers import ActionStats
+    from model.tokenizers.text import TextTokenizer
+    from tests.model.conftest import CORPUS
+    from training.datamodule import BatchStream, weigh_examples_equally
+
+    tiny_processor = Processor(
+        ModelConfig.preset("tiny"),
+        text_tokenizer=TextTokenizer.train_bpe(CORPUS, vocab_size=320),
+        action_stats=ActionStats(q01=[-1, -1, -1, -1], q99=[1, 1, 1, 1]),
+    )
+
+    image = np.full((64, 64, 3), 90, np.uint8)
+    examples = [
+        Example("text", "<loc_1><loc_2>", text="point to the cube", image=image),
+        Example("action", np.zeros((4, 4), np.float32), text="reach the cube", image=image),
+    ]
+    enc = [tiny_processor.encode(e) for e in examples]
+    batch = weigh_examples_equally(collate(enc, tiny_processor.config))
+    mask, ex = batch["dec_loss_mask"], batch["dec_example"]
+    shares = [float(mask[ex == i].sum()) for i in range(2)]
+    assert [len(e.target_ids) for e in enc] == [3, 16]
+    assert shares == pytest.approx([9.5, 9.5])  # 19 tokens in all, half each
+    torch.manual_seed(0)
+    model = UnifiedIO(tiny_processor.config).eval()
+    with torch.no_grad():
+        _, info = model(batch)
+    per_example = info["per_example_loss"]
+    assert info["ce"] == pytest.approx(float(per_example.mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="loss_weighting"):
+        BatchStream(None, tiny_processor, 2, loss_weighting="tokens")
