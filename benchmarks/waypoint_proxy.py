@@ -49,6 +49,19 @@ def first_waypoint_errors(policy, tasks: list[str], seeds: list[int], image_size
     return out
 
 
+def pointing_error(policy, frames: int, image_size: int) -> dict:
+    """Does the trained model point? Mean pixel error and share within 3 px of its "Point to the ..."
+    answers on the pointing proxy's held-out frames (benchmarks/pointing_proxy.py, location-forced)."""
+    import pointing_proxy as pp
+
+    from model.tokenizers.locations import LocationTokenizer
+
+    pool, _ = pp.frames(frames, pp.HELD_OUT_SEED, image_size, pp.CACHE)
+    examples = pp.pointing_examples(pool, LocationTokenizer(policy.model.config.location_bins))
+    err = pp.errors_px(pp.forced_points(policy.model, policy.processor, examples), pp.points_of(examples))
+    return {"mean_px": float(err.mean()), "within_3px": float((err < 3).mean())}
+
+
 def run_variant(name: str, overrides: list[str], args) -> dict:
     from agent.demo import resolve_config
     from agent.evaluate import EvalConfig, evaluate
@@ -81,6 +94,7 @@ def run_variant(name: str, overrides: list[str], args) -> dict:
     policy = Policy.from_pretrained(checkpoint, **limits)
     seeds = list(range(10_000, 10_000 + args.probe))
     errors = first_waypoint_errors(policy, args.tasks, seeds, args.image_size)
+    pointing = pointing_error(policy, args.pointing_frames, args.image_size)
     report = evaluate(
         policy,
         EvalConfig(
@@ -93,6 +107,7 @@ def run_variant(name: str, overrides: list[str], args) -> dict:
         "overrides": overrides,
         "train_seconds": seconds,
         "first_waypoint": errors,
+        "pointing": pointing,
         "success": success,
         "mean_success": float(np.mean(list(success.values()))),
         "mean_xy_cm": float(np.mean([e["xy_cm"] for e in errors.values()])),
@@ -113,6 +128,9 @@ def main() -> None:
         "--probe", type=int, default=20, help="held-out reset frames per task for the waypoint error"
     )
     parser.add_argument("--episodes", type=int, default=10, help="closed-loop episodes per task")
+    parser.add_argument(
+        "--pointing-frames", type=int, default=300, help="held-out frames of the pointing proxy to point at"
+    )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--work", default="runs/waypoint_proxy")
     parser.add_argument("--out", default=str(RESULTS / "waypoint_proxy.json"))
@@ -124,7 +142,8 @@ def main() -> None:
         results[name] = run_variant(name, shlex.split(overrides), args)
         r = results[name]
         print(
-            f"{name}: first waypoint {r['mean_xy_cm']:.1f} cm off in xy; success {100 * r['mean_success']:.0f}% "
+            f"{name}: points {r['pointing']['mean_px']:.1f} px off ({100 * r['pointing']['within_3px']:.0f}% within 3 px); "
+            f"first waypoint {r['mean_xy_cm']:.1f} cm off in xy; success {100 * r['mean_success']:.0f}% "
             f"({', '.join(f'{t} {100 * s:.0f}%' for t, s in r['success'].items())}); {r['train_seconds'] / 60:.1f} min",
             flush=True,
         )

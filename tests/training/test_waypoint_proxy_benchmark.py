@@ -31,10 +31,12 @@ def test_waypoint_proxy_smoke(tmp_path):
     assert run(parser.parse_args([*args, "--control", "waypoint"])) == 0
     out = tmp_path / "proxy.json"
     cmd = [sys.executable, "benchmarks/waypoint_proxy.py", "--dataset", str(tmp_path / "data"), "--tasks", "reach",
-           "--steps", "3", "--probe", "2", "--episodes", "1", "--variant", "camera", "trainer.batch_size=4",
+           "--steps", "3", "--probe", "2", "--episodes", "1", "--pointing-frames", "6", "--variant", "camera",
+           "trainer.batch_size=4",
            "--work", str(tmp_path / "work"), "--out", str(out)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads(out.read_text())["results"]["camera"]
     assert math.isfinite(result["mean_xy_cm"]) and 0.0 <= result["mean_success"] <= 1.0
     assert set(result["first_waypoint"]) == {"reach"} and "first waypoint" in proc.stdout
+    assert 0.0 <= result["pointing"]["within_3px"] <= 1.0 and math.isfinite(result["pointing"]["mean_px"])
