@@ -137,6 +137,11 @@ class ModelConfig:
             raise ValueError(
                 f"pointer_dim must be >= 1 and pointer_sigma > 0, got {self.pointer_dim}, {self.pointer_sigma}"
             )
+        if self.pointer_word_heads < 1 or self.pointer_dim % self.pointer_word_heads:
+            raise ValueError(
+                f"pointer_word_heads must be >= 1 and divide pointer_dim {self.pointer_dim}, "
+                f"got {self.pointer_word_heads}"
+            )
         if not self.pointer_patch_loss >= 0:
             raise ValueError(f"pointer_patch_loss must be >= 0, got {self.pointer_patch_loss}")
         for name in ("image_patch_keep", "audio_patch_keep"):

@@ -93,9 +93,8 @@ def collate(
     dec_loss = torch.zeros(n_rows, ld)
     dec_hidden = torch.zeros(n_rows, ld, dtype=torch.bool)
     dec_example = torch.full((n_rows, ld), -1, dtype=torch.long)
-    dec_point = torch.full(
-        (n_rows, ld, 2), float("nan")
-    )  # image points of target tokens (EncodedExample.points)
+    # The image point each target token points at (EncodedExample.points), NaN where none.
+    dec_point = torch.full((n_rows, ld, 2), float("nan"))
 
     # Inputs of every encoder, stacked, and where their output tokens go.
     parts: dict[str, list[torch.Tensor]] = {

@@ -18,6 +18,11 @@ batch 32, one thread): handing the query the named object as an oracle made the 
 3x faster than the decoder state alone, so carrying the word to the pointer, not seeing the
 objects, was the slow part. Reading the words: 9.6 / 4.1 / 3.2 px mean error at 1 / 3 / 6 min,
 where the decoder state alone gave 19.7 / 18.8 / 7.0 (a FiLM CNN on the same frames: 1.9 / 1.2 / 0.9).
+With several heads (``word_heads``) the query reads the colour and the shape at once: with one,
+most misses were another object of the same colour.
+
+The patch loss (``patch_nll``, ``ModelConfig.pointer_patch_loss``) scores the attention itself on
+the 2D place of a target point; with it and 4 word heads the pointing proxy reads 4.4 / 3.9 / 2.2 px.
 """
 
 from __future__ import annotations
@@ -180,7 +185,7 @@ class PointerReadout(nn.Module):
         token's attention may rest on any patch of the right row (and the x token's on the column):
         the object is found only where the two meet, slowly. This scores the 2D place itself: the
         mass within about half a patch (PATCH_SIGMA) of the point, with the learned sub-patch
-        offsets. On the pointing proxy it took the model from 20 px to 4 px mean error at 150 steps.
+        offsets. On the pointing proxy it took the first minute's mean error from 9.6 to 4.0 px.
         Positions without an image point get 0.
         """
         out = []

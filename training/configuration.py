@@ -90,8 +90,9 @@ class DataConfig:
     # How the loss averages a batch: over scored tokens ("token") or over examples, each example's
     # tokens sharing one example's weight ("example"). By tokens, one spoken-answer example (512
     # audio codes) outweighs a hundred points (2 tokens each), so the mixture's weights do not say
-    # what is learned: in the demo's pipeline, pointing alone reached 4.4 px in 600 steps, and
-    # 4.4 -> 15.8 px once action examples (16 tokens each) joined it; by examples, 6.5 px.
+    # what is learned: in the demo's pipeline (benchmarks/waypoint_proxy.py, 600 steps) the pointer
+    # reached 4.5 px on pointing and refexp alone, 15.8 px once action examples (16 tokens each)
+    # joined them, and 6.6 px with those weighed by examples.
     loss_weighting: Literal["token", "example"] = "token"
     # Mixture of denoisers (training/denoisers.py): objective weights per target modality, e.g.
     # {text: {R: 0.4, S: 0.4, X: 0.2}, image: {R: 0.5, S: 0.5}}; null = the denoisers' defaults.

@@ -103,6 +103,8 @@ def test_the_patch_loss_is_added_and_reaches_the_pointer(tiny_config, text_token
     assert "pointer_patch_loss" not in without
     with pytest.raises(ValueError, match="pointer_patch_loss"):
         dataclasses.replace(tiny_config, pointer_patch_loss=-1.0)
+    with pytest.raises(ValueError, match="pointer_word_heads"):
+        dataclasses.replace(tiny_config, pointer_word_heads=3)  # 64 does not split into 3
 
 
 # -- the cause, pinned: the coordinate loss alone finds a named object slowly -------------------------
