@@ -276,9 +276,14 @@ class UnifiedIO(nn.Module):
                 nll = self.pointer.patch_nll(
                     hidden, context, allowed, pointed, batch["dec_point"], self.config.image_grid
                 )
-                patch = (nll * weight[pointed]).sum() / weight[pointed].sum()
-                loss = loss + self.config.pointer_patch_loss * patch
-                info["pointer_patch_loss"] = float(patch.detach())
+                patch_tokens = weight[pointed].sum()
+                patch = (nll * weight[pointed]).sum() / patch_tokens
+                term = self.config.pointer_patch_loss * patch
+                loss = loss + term
+                info["loss/pointer_patch"] = float(patch.detach())
+                # A mean over pointed tokens, not over all scored ones: data-parallel training
+                # averages the two parts each by its own global count (training/module.py).
+                info["pointer_patch_term"], info["pointer_patch_tokens"] = term, float(patch_tokens)
         ex = batch["dec_example"]
         n_ex = len(batch["example_row"])
         valid = ex >= 0

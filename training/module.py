@@ -112,9 +112,17 @@ class UIO2Module(L.LightningModule):
         """
         if "tokens" not in info or self.trainer.world_size == 1:
             return loss
-        tokens = torch.tensor(float(info["tokens"]), device=self.device)
-        total = self.trainer.strategy.reduce(tokens.clone(), reduce_op="sum")
-        return loss * tokens.clamp(min=1.0) * self.trainer.world_size / total.clamp(min=1.0)
+        world = self.trainer.world_size
+        # The pointer's patch loss (model/modeling.py) is a mean over its own pointed tokens: its
+        # global mean needs their global count. Every rank reduces both counts (a rank without
+        # pointed tokens too), or the collectives would not pair up.
+        patch = info.get("pointer_patch_term", torch.zeros((), device=self.device))
+        counts = torch.tensor(
+            [float(info["tokens"]), float(info.get("pointer_patch_tokens", 0.0))], device=self.device
+        )
+        total = self.trainer.strategy.reduce(counts.clone(), reduce_op="sum")
+        main = (loss - patch) * counts[0].clamp(min=1.0) * world / total[0].clamp(min=1.0)
+        return main + patch * counts[1] * world / total[1].clamp(min=1e-9)
 
     def _clip_gradients(self) -> float:
         params = [p for p in self.model.parameters() if p.grad is not None]

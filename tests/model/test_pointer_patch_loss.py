@@ -90,17 +90,17 @@ def test_the_patch_loss_is_added_and_reaches_the_pointer(tiny_config, text_token
     ]
     batch = collate([proc.encode(e) for e in examples], tiny_config)
     loss, info = model(batch)
-    assert info["pointer_patch_loss"] > 0
+    assert info["loss/pointer_patch"] > 0
     torch.testing.assert_close(
         loss.detach(),
-        torch.tensor(info["ce"] + tiny_config.z_loss * info["z_loss"] + info["pointer_patch_loss"]),
+        torch.tensor(info["ce"] + tiny_config.z_loss * info["z_loss"] + info["loss/pointer_patch"]),
     )
     model.zero_grad()
     loss.backward()
     assert float(model.pointer.k.weight.grad.abs().sum()) > 0
     model.config = dataclasses.replace(tiny_config, pointer_patch_loss=0.0)
     _, without = model(batch)
-    assert "pointer_patch_loss" not in without
+    assert "loss/pointer_patch" not in without
     with pytest.raises(ValueError, match="pointer_patch_loss"):
         dataclasses.replace(tiny_config, pointer_patch_loss=-1.0)
     with pytest.raises(ValueError, match="pointer_word_heads"):
