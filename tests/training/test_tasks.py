@@ -269,19 +269,6 @@ def test_distance_weighted_action_frames_favour_frames_away_from_the_waypoint():
     assert (drawn >= 10).any()  # frames at the waypoint still count (the 2 cm floor)
 
 
-def test_distance_weighted_action_frames_favour_the_gripper_s_switches():
-    """The hand waits at its waypoint and closes the gripper at frame 30: by distance alone that frame
-    is one of 30 drawn at the floor's weight; the switch and the frame after count like a far frame."""
-    ep = _waypoint_episode()
-    ep.action[30:, 3] = 1.0
-    rng = np.random.default_rng(0)
-    distance = TaskContext(history=0, chunk_size=1, action_frames="distance")
-    drawn = np.array([FAMILIES["action"].make(ep, 0, rng, distance).meta["frame"] for _ in range(4000)])
-    switch = np.isin(drawn, [30, 31]).mean()
-    waiting = np.isin(drawn, [20, 21]).mean()  # two frames at the waypoint, no switch
-    assert switch > 2.5 * waiting, (switch, waiting)
-
-
 def test_distance_weighted_action_frames_need_a_position_and_a_waypoint():
     ep = _waypoint_episode()
     ep.state = ep.state[:, :2]

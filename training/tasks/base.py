@@ -59,20 +59,14 @@ def meta(ep: EpisodeData, t: int, task: str, **extra) -> dict:
 
 
 WAYPOINT_DISTANCE_FLOOR = 0.02  # m: frames at their waypoint still count, as much as one 2 cm away
-# m: a frame where the gripper command changes (and the one after) counts as much as one this far
-# from its waypoint. The hand is already at the waypoint when it grasps or lets go, so by distance
-# alone these decisions would be drawn at the floor's weight: one or two frames an episode.
-WAYPOINT_GRIPPER_CHANGE = 0.06
 
 
 def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> int:
     """The frame an action example is made from: ``t`` as drawn ("uniform"), or ("distance") a frame
     drawn in proportion to how far the grasp point (state[:3]) still is from its waypoint label
-    (action[:3]), at least WAYPOINT_DISTANCE_FLOOR, and at least WAYPOINT_GRIPPER_CHANGE where the
-    gripper command (the action's last dim) changes sign. Along a demonstration the hand closes in on
-    each waypoint and waits there, so on most frames the label is where the hand already is;
-    weighting by distance makes the frames where the waypoint must be found in the scene the common
-    ones, and the gripper's switches the frames where it must be decided."""
+    (action[:3]), at least WAYPOINT_DISTANCE_FLOOR. Along a demonstration the hand closes in on each
+    waypoint and waits there, so on most frames the label is where the hand already is; weighting by
+    distance makes the frames where the waypoint must be found in the scene the common ones."""
     if ctx.action_frames == "uniform":
         return t
     if ctx.action_frames != "distance":
@@ -86,10 +80,6 @@ def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
             )
         d = np.linalg.norm(ep.state[:, :3] - ep.action[:, :3], axis=-1)
         w = np.maximum(d, WAYPOINT_DISTANCE_FLOOR)
-        grip = np.sign(ep.action[:, -1])
-        switch = np.flatnonzero(grip[1:] != grip[:-1]) + 1  # the first frame of a new command
-        for f in (switch, np.minimum(switch + 1, len(w) - 1)):
-            w[f] = np.maximum(w[f], WAYPOINT_GRIPPER_CHANGE)
         p = ep.meta["_frame_p_distance"] = w / w.sum()
     return int(rng.choice(len(p), p=p))
 
