@@ -40,3 +40,13 @@ def test_waypoint_proxy_smoke(tmp_path):
     assert math.isfinite(result["mean_xy_cm"]) and 0.0 <= result["mean_success"] <= 1.0
     assert set(result["first_waypoint"]) == {"reach"} and "first waypoint" in proc.stdout
     assert 0.0 <= result["pointing"]["within_3px"] <= 1.0 and math.isfinite(result["pointing"]["mean_px"])
+    # The same checkpoint, per phase of the expert's plan (benchmarks/waypoint_phases.py).
+    checkpoint = next((tmp_path / "work" / "camera" / "train" / "checkpoints").glob("step-*"))
+    phases_out = tmp_path / "phases.json"
+    cmd = [sys.executable, "benchmarks/waypoint_phases.py", "--checkpoint", str(checkpoint), "--tasks", "reach",
+           "--episodes", "1", "--max-steps", "12", "--out", str(phases_out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    phases = json.loads(phases_out.read_text())["results"]["reach"]
+    assert phases and all(math.isfinite(p["xy_cm"]) and 0.0 <= p["gripper"] <= 1.0 for p in phases.values())
+    assert sum(p["n"] for p in phases.values()) == 3  # steps 0, 4 and 8 of 12

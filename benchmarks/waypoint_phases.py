@@ -1,0 +1,106 @@
+"""Where a trained waypoint policy goes wrong: per phase of the expert's plan, its waypoint against the expert's.
+
+    python benchmarks/waypoint_phases.py --checkpoint runs/demo/train/checkpoints/step-0003500
+
+The expert drives held-out episodes (seeds >= 10000), so every state is one the expert visits; every
+``--every`` steps the policy is asked for its chunk from the same observation and its first
+waypoint is compared with the expert's: xy and z distance (cm) and whether the gripper commands
+agree. A phase is the index of the expert's current waypoint (it moved more than 1 cm since the
+last one); phases from 4 on are pooled (Push re-aims every step). Closed-loop success says *that*
+a task fails; this says at which stage: the approach, the grasp, the carry or the release.
+Writes benchmarks/results/waypoint_phases.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+TASKS = ["reach", "push", "pick_place", "stack", "drawer", "button"]
+LAST_PHASE = 4  # phases from here on are pooled
+
+
+def phase_errors(policy, task: str, seeds: list[int], every: int, max_steps: int, image_size: int) -> dict:
+    """{phase: {xy_cm, z_cm, gripper, n}} for one task (see the module docstring)."""
+    from envs.experts import get_expert
+    from envs.tabletop import TabletopEnv
+
+    env = TabletopEnv(task, image_size=image_size, cameras=(policy.config.camera,), control="waypoint")
+    expert = get_expert(env)
+    rows = defaultdict(list)
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        expert.reset()
+        session = policy.new_session()
+        last, phase = None, 0
+        for t in range(max_steps):
+            want = expert.act(obs)
+            if last is not None and np.linalg.norm(want[:3] - last[:3]) > 0.01:
+                phase += 1
+            last = want
+            if t % every == 0:
+                got = session.predict_action_chunk(obs)[0]
+                rows[min(phase, LAST_PHASE)].append(
+                    (
+                        100 * float(np.linalg.norm(got[:2] - want[:2])),
+                        100 * abs(float(got[2] - want[2])),
+                        float(np.sign(got[3]) == np.sign(want[3])),
+                    )
+                )
+            obs, _, terminated, truncated, _ = env.step(want)
+            if terminated or truncated:
+                break
+    env.close()
+    return {
+        str(p): dict(zip(("xy_cm", "z_cm", "gripper"), np.mean(v, 0).round(2).tolist()), n=len(v))
+        for p, v in sorted(rows.items())
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", required=True, help="a waypoint policy's checkpoint directory")
+    parser.add_argument("--tasks", nargs="+", default=TASKS)
+    parser.add_argument("--episodes", type=int, default=3, help="held-out expert episodes per task")
+    parser.add_argument("--every", type=int, default=4, help="ask the policy every this many steps")
+    parser.add_argument("--max-steps", type=int, default=200)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--out", default=str(RESULTS / "waypoint_phases.json"))
+    args = parser.parse_args()
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+    from agent.policy import Policy
+    from envs.scene import WORKSPACE_HIGH, WORKSPACE_LOW
+
+    policy = Policy.from_pretrained(
+        args.checkpoint,
+        action_low=[*WORKSPACE_LOW.tolist(), -1.0],
+        action_high=[*WORKSPACE_HIGH.tolist(), 1.0],
+    )
+    if policy.control != "waypoint":
+        raise SystemExit(f"{args.checkpoint} is a {policy.control} policy; this measures waypoint policies")
+    seeds = list(range(10_000, 10_000 + args.episodes))
+    results = {}
+    print("task        phase   xy cm   z cm   gripper ok   n")
+    for task in args.tasks:
+        results[task] = phase_errors(policy, task, seeds, args.every, args.max_steps, args.image_size)
+        for phase, r in results[task].items():
+            label = f"{phase}+" if int(phase) == LAST_PHASE else phase
+            print(
+                f"{task:<11} {label:>5} {r['xy_cm']:7.1f} {r['z_cm']:6.1f} {100 * r['gripper']:10.0f}% {r['n']:4d}"
+            )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"arguments": vars(args), "results": results}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
