@@ -16,6 +16,7 @@ from model.modeling import UnifiedIO
 from model.packing import collate
 from model.processor import Processor
 from model.tokenizers import ActionStats
+from tests.model.test_pointer_readout import _fit_squares
 from training.denoisers import Denoisers, denoise
 
 IMAGE = np.full((64, 64, 3), 90, np.uint8)
@@ -136,14 +137,7 @@ def _named_square_error(patch_loss: float, text_tokenizer, steps: int) -> float:
     torch.manual_seed(0)
     model = UnifiedIO(cfg)
     proc = Processor(cfg, text_tokenizer=text_tokenizer)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
-    rng = np.random.default_rng(0)
-    for _ in range(steps):
-        loss, _ = model(collate([proc.encode(e) for e in _two_squares(rng, 16)[0]], cfg))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    _fit_squares(model, proc, steps, lambda examples, centres: examples, make=_two_squares, lr=1e-3)
     held_out, centres = _two_squares(np.random.default_rng(12345), 48)
     out = model.generate_from_examples(proc, held_out, "text", max_new_tokens=3)
     errors = []

@@ -129,12 +129,14 @@ def _square_examples(rng: np.random.Generator, n: int, size: int = 64) -> tuple[
     return examples, np.asarray(centres)
 
 
-def _fit_squares(model: UnifiedIO, proc: Processor, steps: int, write) -> None:
-    """``steps`` AdamW steps on 16 fresh squares each, written by ``write(examples, centres)``; then eval mode."""
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
+def _fit_squares(model: UnifiedIO, proc: Processor, steps: int, write, make=None, lr: float = 2e-3) -> None:
+    """``steps`` AdamW steps on 16 fresh squares each (``make(rng, n)``, default one white square),
+    written by ``write(examples, centres)``; then eval mode."""
+    make = make or _square_examples
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     rng = np.random.default_rng(0)
     for _ in range(steps):
-        examples = write(*_square_examples(rng, 16))
+        examples = write(*make(rng, 16))
         loss, _ = model(collate([proc.encode(e) for e in examples], model.config))
         opt.zero_grad()
         loss.backward()
