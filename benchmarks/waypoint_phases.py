@@ -8,6 +8,7 @@ waypoint is compared with the expert's: xy and z distance (cm) and whether the g
 agree. A phase is the index of the expert's current waypoint (it moved more than 1 cm since the
 last one); phases from 4 on are pooled (Push re-aims every step). Closed-loop success says *that*
 a task fails; this says at which stage: the approach, the grasp, the carry or the release.
+It also reports how well the model points at named objects (the pointing proxy's held-out frames).
 Writes benchmarks/results/waypoint_phases.json.
 """
 
@@ -72,6 +73,12 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3, help="held-out expert episodes per task")
     parser.add_argument("--every", type=int, default=4, help="ask the policy every this many steps")
     parser.add_argument("--max-steps", type=int, default=200)
+    parser.add_argument(
+        "--pointing-frames",
+        type=int,
+        default=300,
+        help="held-out pointing-proxy frames to point at (0: skip)",
+    )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--out", default=str(RESULTS / "waypoint_phases.json"))
     args = parser.parse_args()
@@ -89,6 +96,11 @@ def main() -> None:
         raise SystemExit(f"{args.checkpoint} is a {policy.control} policy; this measures waypoint policies")
     seeds = list(range(10_000, 10_000 + args.episodes))
     results = {}
+    if args.pointing_frames:  # does it find the named object at all? (as benchmarks/waypoint_proxy.py)
+        from waypoint_proxy import pointing_error
+
+        results["pointing"] = p = pointing_error(policy, args.pointing_frames, args.image_size)
+        print(f"points {p['mean_px']:.1f} px off ({100 * p['within_3px']:.0f}% within 3 px)")
     print("task        phase   xy cm   z cm   gripper ok   n")
     for task in args.tasks:
         results[task] = phase_errors(policy, task, seeds, args.every, args.max_steps, args.image_size)

@@ -44,9 +44,11 @@ def test_waypoint_proxy_smoke(tmp_path):
     checkpoint = next((tmp_path / "work" / "camera" / "train" / "checkpoints").glob("step-*"))
     phases_out = tmp_path / "phases.json"
     cmd = [sys.executable, "benchmarks/waypoint_phases.py", "--checkpoint", str(checkpoint), "--tasks", "reach",
-           "--episodes", "1", "--max-steps", "12", "--out", str(phases_out)]  # fmt: skip
+           "--episodes", "1", "--max-steps", "12", "--pointing-frames", "6", "--out", str(phases_out)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    phases = json.loads(phases_out.read_text())["results"]["reach"]
+    measured = json.loads(phases_out.read_text())["results"]
+    assert 0.0 <= measured["pointing"]["within_3px"] <= 1.0
+    phases = measured["reach"]
     assert phases and all(math.isfinite(p["xy_cm"]) and 0.0 <= p["gripper"] <= 1.0 for p in phases.values())
     assert sum(p["n"] for p in phases.values()) == 3  # steps 0, 4 and 8 of 12
