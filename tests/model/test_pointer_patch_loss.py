@@ -10,13 +10,12 @@ import pytest
 import torch
 
 from model.action_frame import CameraActionFrame
-from model.configuration import ModelConfig
 from model.example import Example
 from model.modeling import UnifiedIO
 from model.packing import collate
 from model.processor import Processor
 from model.tokenizers import ActionStats
-from tests.model.test_pointer_readout import _fit_squares
+from tests.model.test_pointer_readout import _train_and_measure
 from training.denoisers import Denoisers, denoise
 
 IMAGE = np.full((64, 64, 3), 90, np.uint8)
@@ -131,28 +130,17 @@ def _two_squares(rng: np.random.Generator, n: int) -> tuple[list[Example], np.nd
 
 
 def _named_square_error(patch_loss: float, text_tokenizer, steps: int) -> float:
-    cfg = ModelConfig.preset(
-        "tiny", image_conv_stem=True, patch_size=8, location_bins=64, pointer_patch_loss=patch_loss
+    return _train_and_measure(
+        text_tokenizer, steps, make=_two_squares, lr=1e-3, pointer_patch_loss=patch_loss
     )
-    torch.manual_seed(0)
-    model = UnifiedIO(cfg)
-    proc = Processor(cfg, text_tokenizer=text_tokenizer)
-    _fit_squares(model, proc, steps, lambda examples, centres: examples, make=_two_squares, lr=1e-3)
-    held_out, centres = _two_squares(np.random.default_rng(12345), 48)
-    out = model.generate_from_examples(proc, held_out, "text", max_new_tokens=3)
-    errors = []
-    for text, (y, x) in zip(out, centres):
-        bins = proc.locations.bins_in(text)
-        py, px = (bins[0] + 0.5, bins[1] + 0.5) if len(bins) >= 2 else (64.0, 64.0)
-        errors.append(np.hypot(py - y, px - x))
-    return float(np.mean(errors))
 
 
 @pytest.mark.slow
 def test_the_patch_loss_finds_the_named_square_where_the_coordinate_loss_alone_has_not_yet(text_tokenizer):
     """Same data, steps and optimiser. Without the patch loss the y token's attention may rest anywhere
-    on the right row, and the named square is found late (the pointing proxy: 20 px at 150 steps);
-    with it, early (4 px). This failed before the patch loss existed."""
+    on the right row, and the named square is found late (measured here: 15.7 px without, 1.3 px
+    with; the pointing proxy's first minute: 9.6 px without, 4.0 px with). This failed before the
+    patch loss existed."""
     torch.set_num_threads(1)
     without = _named_square_error(0.0, text_tokenizer, steps=STEPS)
     with_patch = _named_square_error(1.0, text_tokenizer, steps=STEPS)
