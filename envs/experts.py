@@ -2,7 +2,14 @@
 
 Each expert reads the true scene (``env.unwrapped.scene``) and the episode's target, and moves the
 grasp point towards the current waypoint with a saturated proportional law; a phase ends when its
-waypoint is reached. ``act`` answers in the env's control mode: the velocity in ``velocity`` mode,
+waypoint is reached. A waypoint is reached within its tolerance: REACHED for the points where something
+happens (grasp, release, press), VIA for the points the hand only passes (above an object, at carrying
+height). The loose via-point tolerance is for the policies cloned from these labels: a policy that
+reaches its own estimate of a via-point (a centimetre or two off) and sees only the hand's position
+cannot tell "still approaching" from "arrived", and with a sharp switch the labels there say "keep
+going to the via-point", so the cloned policy stops at it for good (measured: every failed episode of
+the demo's policy ended with the hand at rest on its own command). Within VIA of a via-point the
+labels already name the next waypoint. ``act`` answers in the env's control mode: the velocity in ``velocity`` mode,
 the waypoint itself ([x, y, z, gripper], which the env's controller follows with the same law) in
 ``waypoint`` mode; ``extras`` holds the other one, recorded beside the action
 (envs/rollout.py). ``get_expert(env)`` also serves the Meta-World and Fetch adapters.
@@ -10,17 +17,31 @@ the waypoint itself ([x, y, z, gripper], which the env's controller follows with
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from envs.scene import CUBE_HALF
 
 HOVER = 0.08  # height above a grasp point to approach from (m)
 CARRY = 0.12  # carrying height above the table (m)
-REACHED = 0.006  # waypoint tolerance (m)
+REACHED = 0.006  # tolerance of a waypoint where something happens (m)
+VIA = 0.03  # tolerance of a via-point: above the policy's pointing error (1-2 cm), below a cube's width
+GRASP = 0.012  # grasp / release points: closing 1.2 cm off centre still holds a 4 cm cube
+
+
+class Waypoint(NamedTuple):
+    """A goal for the grasp point (or a function giving it), the gripper command, how many steps to hold
+    it once reached, and within what distance it counts as reached."""
+
+    goal: Any
+    close: bool
+    hold: int = 0
+    tol: float = REACHED
 
 
 class TabletopExpert:
-    """Waypoint follower: ``plan`` yields (grasp-point goal, gripper closed?, hold steps) waypoints."""
+    """Waypoint follower: ``plan`` yields ``Waypoint``s."""
 
     def __init__(self, env):
         self.env = env
@@ -51,13 +72,13 @@ class TabletopExpert:
             self._plan = self.plan()
             self._waypoint = next(self._plan, None)
         while self._waypoint is not None:
-            goal, close, hold = self._waypoint
-            goal = goal() if callable(goal) else goal
+            w = self._waypoint
+            goal = w.goal() if callable(w.goal) else w.goal
             err = goal - self.scene.grasp_pos()
-            if np.linalg.norm(err) > REACHED or self._hold < hold:
-                if np.linalg.norm(err) <= REACHED:
+            if np.linalg.norm(err) > w.tol or self._hold < w.hold:
+                if np.linalg.norm(err) <= w.tol:
                     self._hold += 1
-                return self._action(err, close)
+                return self._action(err, w.close)
             self._hold = 0
             self._waypoint = next(self._plan, None)
         return self._action(np.zeros(3), self.scene.gripper_closed)
@@ -80,52 +101,53 @@ class TabletopExpert:
 
     def _pick(self, body):
         p = self.scene.grasp_point(body)
-        yield self._above(p), False, 0
-        yield p, False, 0
-        yield p, True, 2
-        yield self._above(p, CARRY), True, 0
+        yield Waypoint(self._above(p), False, tol=VIA)
+        yield Waypoint(p, False, tol=GRASP)
+        yield Waypoint(p, True, 2)
+        yield Waypoint(self._above(p, CARRY), True, tol=VIA)
 
 
 class ReachExpert(TabletopExpert):
     def plan(self):
         body = self.target["object"]
         p = self.scene.grasp_point(body)
-        yield self._above(p, 0.05), False, 0
-        yield (lambda: self.scene.grasp_point(body)), False, 5
+        yield Waypoint(self._above(p, 0.05), False, tol=VIA)
+        yield Waypoint(lambda: self.scene.grasp_point(body), False, 5)
 
 
 class PickPlaceExpert(TabletopExpert):
     def plan(self):
         yield from self._pick(self.target["object"])
         c = self.scene.body_pos(self.target["container"])
-        yield np.array([c[0], c[1], CARRY]), True, 0
-        yield np.array([c[0], c[1], 0.07]), True, 0
-        yield np.array([c[0], c[1], 0.07]), False, 3
-        yield np.array([c[0], c[1], CARRY]), False, 20
+        yield Waypoint(np.array([c[0], c[1], CARRY]), True, tol=VIA)
+        yield Waypoint(np.array([c[0], c[1], 0.07]), True, tol=GRASP)
+        yield Waypoint(np.array([c[0], c[1], 0.07]), False, 3)
+        yield Waypoint(np.array([c[0], c[1], CARRY]), False, 20)
 
 
 class StackExpert(TabletopExpert):
     def plan(self):
         yield from self._pick(self.target["top"])
         b = self.scene.body_pos(self.target["bottom"])
-        yield np.array([b[0], b[1], CARRY]), True, 0
-        yield np.array([b[0], b[1], b[2] + 2 * CUBE_HALF + 0.004]), True, 2
-        yield np.array([b[0], b[1], b[2] + 2 * CUBE_HALF + 0.004]), False, 2
-        yield np.array([b[0], b[1], CARRY]), False, 20
+        place = np.array([b[0], b[1], b[2] + 2 * CUBE_HALF + 0.004])
+        yield Waypoint(np.array([b[0], b[1], CARRY]), True, tol=VIA)
+        yield Waypoint(place, True, 2)
+        yield Waypoint(place, False, 2)
+        yield Waypoint(np.array([b[0], b[1], CARRY]), False, 20)
 
 
 class DrawerExpert(TabletopExpert):
     def plan(self):
         h = self.scene.grasp_point("drawer")
-        yield self._above(h, 0.05), False, 0
-        yield h, False, 0
-        yield h, True, 2
+        yield Waypoint(self._above(h, 0.05), False, tol=VIA)
+        yield Waypoint(h, False, tol=GRASP)
+        yield Waypoint(h, True, 2)
         goal_q = 0.14 if self.target["open"] else 0.0
         shift = goal_q - self.scene.drawer_qpos()  # the drawer slides along -y as it opens
         end = h + np.array([0.0, -shift, 0.0])
-        yield end, True, 3
-        yield end, False, 2
-        yield end + np.array([0, 0, 0.06]), False, 20
+        yield Waypoint(end, True, 3)
+        yield Waypoint(end, False, 2)
+        yield Waypoint(end + np.array([0, 0, 0.06]), False, 20)
 
 
 class ButtonExpert(TabletopExpert):
@@ -133,9 +155,9 @@ class ButtonExpert(TabletopExpert):
         cap = self.scene.body_pos(self.target["button"] + "_cap")
         top = cap[2] + 0.008
         # Closed fingers reach 0.015 m below the grasp point; press them 0.012 m into the cap.
-        yield np.array([cap[0], cap[1], top + 0.06]), True, 0
-        yield np.array([cap[0], cap[1], top + 0.015 - 0.012]), True, 5
-        yield np.array([cap[0], cap[1], top + 0.06]), True, 20
+        yield Waypoint(np.array([cap[0], cap[1], top + 0.06]), True, tol=VIA)
+        yield Waypoint(np.array([cap[0], cap[1], top + 0.015 - 0.012]), True, 5)
+        yield Waypoint(np.array([cap[0], cap[1], top + 0.06]), True, 20)
 
 
 class PushExpert(TabletopExpert):

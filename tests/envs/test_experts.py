@@ -78,3 +78,27 @@ def test_dart_noise_records_the_expert_action_but_executes_a_perturbed_one():
     with pytest.raises(ValueError, match="action_noise"):
         record_episode(env, get_expert(env), seed=3, action_noise=-0.1)
     env.close()
+
+
+@pytest.mark.parametrize("task", ["reach", "pick_place", "button"])
+def test_labels_near_the_approach_via_point_already_name_the_next_waypoint(task):
+    # A policy cloned from these labels stops where it believes the approach point is (a centimetre or
+    # two off) and sees no velocity: if the labels there still said "go to the approach point", it
+    # would hover there for good (every failed episode of the demo's policy did). Within VIA of it the
+    # label must be the next waypoint: the grasp, the touch, the press, not the approach point itself.
+    from envs.experts import VIA
+
+    env = TabletopEnv(task, image_size=16, cameras=("scene",), control="waypoint")
+    near = 0
+    for seed in SEEDS:
+        ep = record_episode(env, get_expert(env), seed=seed, annotate=False, action_noise=0.3)
+        first = ep.action[0, :3]  # the approach point: above the object / button
+        # The approach and the waypoint after it (later ones, as the lift, may pass the same place).
+        changes = np.flatnonzero(np.any(ep.action[1:] != ep.action[:-1], axis=1)) + 1
+        end = changes[1] if len(changes) > 1 else len(ep)
+        for hand, label in zip(ep.state[:end, :3], ep.action[:end, :3]):
+            if np.linalg.norm(hand - first) <= VIA:
+                near += 1
+                assert np.linalg.norm(label - first) > 0.02, (seed, hand, label, first)
+    env.close()
+    assert near > 0  # the hand did pass the approach point
