@@ -118,6 +118,9 @@ class ScheduleConfig:
     # Linear warmup to optim.lr, then lr * sqrt(warmup / step) (UIO-2's 1/sqrt decay); "constant" after warmup.
     name: Literal["rsqrt", "constant"] = "rsqrt"
     warmup_steps: int = 10
+    # The last fraction of trainer.max_steps decays the lr linearly to 0 (a warmup-stable-decay
+    # cooldown, Hu et al. 2024 / Hägele et al. 2024): short runs gain most of a longer run's loss from it.
+    decay_fraction: float = 0.0
 
 
 @dataclass

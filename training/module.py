@@ -58,7 +58,7 @@ class UIO2Module(L.LightningModule):
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self):
         opt = build_optimizer(self.model.named_parameters(), self.cfg.optim)
-        sched = build_scheduler(opt, self.cfg.schedule)
+        sched = build_scheduler(opt, self.cfg.schedule, self.cfg.trainer.max_steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def forward(self, batch):

@@ -39,19 +39,31 @@ def build_optimizer(named_params: Iterable[tuple[str, torch.nn.Parameter]], cfg:
     raise ValueError(f"optim.name must be 'adafactor' or 'adamw', got {cfg.name!r}")
 
 
-def lr_factor(step: int, cfg: ScheduleConfig) -> float:
-    """Multiplier of the base lr after ``step`` optimiser steps: (s+1)/W up to W, then sqrt(W/(s+1))."""
+def lr_factor(step: int, cfg: ScheduleConfig, total_steps: int | None = None) -> float:
+    """Multiplier of the base lr after ``step`` optimiser steps: (s+1)/W up to W, then sqrt(W/(s+1))
+    ("rsqrt") or 1 ("constant"); over the last ``decay_fraction`` of ``total_steps`` that value falls
+    linearly to 0."""
+    if not 0.0 <= cfg.decay_fraction <= 1.0:
+        raise ValueError(f"schedule.decay_fraction must be in [0, 1], got {cfg.decay_fraction}")
+    if cfg.decay_fraction > 0 and not total_steps:
+        raise ValueError("schedule.decay_fraction > 0 needs the run's total steps (trainer.max_steps)")
     w = max(1, cfg.warmup_steps)
     s = step + 1
     if s <= w:
         return s / w
     if cfg.name == "constant":
-        return 1.0
-    if cfg.name == "rsqrt":
-        return math.sqrt(w / s)
-    raise ValueError(f"schedule.name must be 'rsqrt' or 'constant', got {cfg.name!r}")
+        f = 1.0
+    elif cfg.name == "rsqrt":
+        f = math.sqrt(w / s)
+    else:
+        raise ValueError(f"schedule.name must be 'rsqrt' or 'constant', got {cfg.name!r}")
+    if cfg.decay_fraction > 0:
+        decay = max(1, round(cfg.decay_fraction * total_steps))
+        f *= min(1.0, max(0.0, (total_steps - step) / decay))
+    return f
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig):
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_steps: int | None = None):
     """A per-step LambdaLR; its state (last_epoch = steps taken) travels in the trainer checkpoint."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
+    lr_factor(0, cfg, total_steps)  # a bad setting fails here, not at the first step
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg, total_steps))

@@ -46,3 +46,21 @@ def test_optimisers_and_decay_groups():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         build_optimizer(model.named_parameters(), OptimConfig())
+
+
+def test_decay_fraction_cools_the_lr_down_to_zero_over_the_last_steps():
+    cfg = ScheduleConfig(name="constant", warmup_steps=10, decay_fraction=0.2)
+    factors = [lr_factor(s, cfg, total_steps=100) for s in range(100)]
+    assert factors[9] == factors[80] == 1.0  # warmed up and stable until the cooldown
+    assert factors[90] == pytest.approx(0.5) and factors[99] == pytest.approx(0.05)
+    assert all(a > b for a, b in zip(factors[80:], factors[81:]))
+    # rsqrt decays under the cooldown too; bad settings name the value.
+    assert lr_factor(
+        95, ScheduleConfig(name="rsqrt", warmup_steps=4, decay_fraction=0.1), 100
+    ) == pytest.approx(math.sqrt(4 / 96) * 0.5)
+    with pytest.raises(ValueError, match="decay_fraction must be in"):
+        lr_factor(0, ScheduleConfig(decay_fraction=1.5), 100)
+    with pytest.raises(ValueError, match="total steps"):
+        build_scheduler(
+            torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1), ScheduleConfig(decay_fraction=0.2)
+        )
