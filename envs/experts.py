@@ -165,6 +165,7 @@ class PushExpert(TabletopExpert):
 
     BEHIND = CUBE_HALF + 0.012  # grasp point distance behind the cube centre, fingers closed
     LOW = 0.02
+    APPROACH = 0.015  # within this of the point behind the cube (xy), descend to it: a via-point
 
     def act(self, obs=None) -> np.ndarray:
         s = self.scene
@@ -185,13 +186,14 @@ class PushExpert(TabletopExpert):
             if not on_line and hand[2] < 0.06 and np.linalg.norm(hand[:2] - behind) > 0.01:
                 # off the line while low: rise before moving sideways, so as not to sweep the cube
                 return self._action(np.array([0, 0, 0.07 - hand[2]]), True)
-            if np.linalg.norm(hand[:2] - behind) > 0.008:
+            if np.linalg.norm(hand[:2] - behind) > self.APPROACH:
                 return self._action(np.r_[behind - hand[:2], max(0.07, self.LOW) - hand[2]], True)
             return self._action(np.r_[behind - hand[:2], self.LOW - hand[2]], True)
-        # on the line and low: push towards the goal, steering back onto the line
-        step = min(dist, 0.012)
-        target = hand[:2] + d * step - lateral * 0.5
-        return self._action(np.r_[target - hand[:2], self.LOW - hand[2]] * 1.0, True)
+        # On the line and low: push, steering back onto the line. The waypoint is where the hand ends
+        # when the cube is on the pad (the hand moved by the cube's remaining way), not a step ahead of
+        # the hand: a label a centimetre from the hand is one a cloned policy rounds to "stay".
+        target = hand[:2] + to_goal - lateral * 0.5
+        return self._action(np.r_[target - hand[:2], self.LOW - hand[2]], True)
 
 
 EXPERTS = {
