@@ -64,7 +64,9 @@ def dense_episode():
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_every_family_makes_a_valid_example(family, rollouts, dense_episode):
-    ctx = TaskContext(history=2, chunk_size=4, capabilities=ALL)
+    from envs.speech import synthesize
+
+    ctx = TaskContext(history=2, chunk_size=4, capabilities=ALL, synthesize=synthesize)
     ex = first_example(family, [*rollouts, dense_episode], ctx)
     ex.validate()
     assert ex.meta["task"] == family
@@ -134,6 +136,28 @@ def test_refexp_box_and_pointing_decode_to_the_annotation(rollouts):
         pt_ex = first_example("pointing", rollouts, ctx, seed)
         (point,) = LOC.decode_points(pt_ex.target_value, pt_ex.image.shape[:2])
         np.testing.assert_allclose(point, pt_ex.meta["point"], atol=half_bin + 1e-6)
+
+
+def test_pointing_speech_hears_the_name_and_points_at_it(rollouts):
+    from envs.speech import synthesize
+
+    ctx = TaskContext(capabilities=ALL, synthesize=synthesize)
+    waves = []
+    for seed in range(4):
+        ex = first_example("pointing_speech", rollouts, ctx, seed)
+        (point,) = LOC.decode_points(ex.target_value, ex.image.shape[:2])
+        np.testing.assert_allclose(point, ex.meta["point"], atol=ex.image.shape[0] / 1000 + 1e-6)
+        assert ex.meta["name"] not in ex.text  # heard, not read
+        assert ex.audio is not None and np.abs(ex.audio).max() > 0.05  # somebody speaks
+        waves.append(ex.audio)
+    assert len({w.tobytes() for w in waves}) > 1  # voices, speeds or phrasings differ
+    # Without a synthesiser the family makes nothing (and the mixture drops it with a reason).
+    assert (
+        FAMILIES["pointing_speech"].make(
+            rollouts[0], 0, np.random.default_rng(0), TaskContext(capabilities=ALL)
+        )
+        is None
+    )
 
 
 @pytest.mark.parametrize("family", ["refexp", "pointing", "detection", "boxes3d", "camera_pose"])

@@ -31,7 +31,8 @@ class TaskContext:
     history: int = 2  # previous frames as image_history
     chunk_size: int = 4  # K future actions
     capabilities: set[str] = field(default_factory=set)
-    # text -> (N,) float32 16 kHz; used when an episode has no recorded speech (envs.speech.synthesize).
+    # (text, voice=, speed=) -> (N,) float32 16 kHz (envs.speech.synthesize): speech for episodes
+    # without a recording, and the spoken names of ``pointing_speech``.
     synthesize: Callable[[str], np.ndarray] | None = None
     # Which state features the model reads (None: all). Leaving out velocities stops a policy from
     # copying the previous action out of them (the copycat problem of behaviour cloning).
@@ -155,6 +156,17 @@ def unique_names(objs: list[dict]) -> list[dict]:
     """Objects whose name is unique in the scene: a referring expression must pick out one thing."""
     names = [object_name(o) for o in objs]
     return [o for o, n in zip(objs, names) if names.count(n) == 1]
+
+
+def spoken(ctx: TaskContext, text: str, rng: np.random.Generator) -> np.ndarray | None:
+    """``text`` said by a voice and at a speed drawn with ``rng`` (envs.speech's, as the simulator's
+    instructions are), at the observation's length; None without a synthesiser."""
+    from envs.speech import SPEEDS, VOICES, pad_or_cut
+
+    if ctx.synthesize is None:
+        return None
+    voice, speed = VOICES[int(rng.integers(len(VOICES)))], int(SPEEDS[int(rng.integers(len(SPEEDS)))])
+    return pad_or_cut(np.asarray(ctx.synthesize(text, voice=voice, speed=speed), dtype=np.float32))
 
 
 def speech_of(ep: EpisodeData, ctx: TaskContext, text: str | None = None) -> np.ndarray | None:

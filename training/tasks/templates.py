@@ -41,6 +41,11 @@ TEMPLATES: dict[str, list[str]] = {
         "Where exactly is the {name}? Give a point.",
         "Click on the {name}.",
     ],
+    "pointing_speech": [
+        "Point to the object you hear.",
+        "Where is the thing named in the audio? Give a point.",
+        "Click on what the speaker names.",
+    ],
     "boxes3d": [
         "Give the 3D bounding box of the {name}.",
         "Where is the {name} in 3D?",
