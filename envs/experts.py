@@ -28,6 +28,7 @@ CARRY = 0.12  # carrying height above the table (m)
 REACHED = 0.006  # tolerance of a waypoint where something happens (m)
 VIA = 0.03  # tolerance of a via-point: above the policy's pointing error (1-2 cm), below a cube's width
 GRASP = 0.012  # grasp / release points: closing 1.2 cm off centre still holds a 4 cm cube
+RELEASE = 0.025  # letting go over a bin: anywhere within 2.5 cm of its centre drops inside (4.2 cm)
 
 
 class Waypoint(NamedTuple):
@@ -120,7 +121,7 @@ class PickPlaceExpert(TabletopExpert):
         yield from self._pick(self.target["object"])
         c = self.scene.body_pos(self.target["container"])
         yield Waypoint(np.array([c[0], c[1], CARRY]), True, tol=VIA)
-        yield Waypoint(np.array([c[0], c[1], 0.07]), True, tol=GRASP)
+        yield Waypoint(np.array([c[0], c[1], 0.07]), True, tol=RELEASE)
         yield Waypoint(np.array([c[0], c[1], 0.07]), False, 3)
         yield Waypoint(np.array([c[0], c[1], CARRY]), False, 20)
 
@@ -131,7 +132,7 @@ class StackExpert(TabletopExpert):
         b = self.scene.body_pos(self.target["bottom"])
         place = np.array([b[0], b[1], b[2] + 2 * CUBE_HALF + 0.004])
         yield Waypoint(np.array([b[0], b[1], CARRY]), True, tol=VIA)
-        yield Waypoint(place, True, 2)
+        yield Waypoint(place, True, tol=GRASP)  # no wait before letting go: see DrawerExpert
         yield Waypoint(place, False, 2)
         yield Waypoint(np.array([b[0], b[1], CARRY]), False, 20)
 
@@ -145,7 +146,9 @@ class DrawerExpert(TabletopExpert):
         goal_q = 0.14 if self.target["open"] else 0.0
         shift = goal_q - self.scene.drawer_qpos()  # the drawer slides along -y as it opens
         end = h + np.array([0.0, -shift, 0.0])
-        yield Waypoint(end, True, 3)
+        # No wait at the end before letting go: the frames of a wait look the same as the frame that
+        # lets go (the gripper still closed, the hand still), so a cloned policy would have to count.
+        yield Waypoint(end, True, tol=GRASP)
         yield Waypoint(end, False, 2)
         yield Waypoint(end + np.array([0, 0, 0.06]), False, 20)
 
