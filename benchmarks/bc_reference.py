@@ -206,6 +206,32 @@ def train_by_clock(
     return marks, losses
 
 
+class ClockCooldown:
+    """The lr of a run trained by the clock (``train_by_clock``): as set (or as ``scheduler`` sets it),
+    then linearly down to 0 over the last ``fraction`` of ``minutes`` of training: a warmup-stable-decay
+    cooldown, as schedule.decay_fraction gives a training run. Call ``step(seconds)`` after each
+    optimiser (and scheduler) step with that step's duration."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, minutes: float, fraction: float, scheduler=None):
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"cooldown fraction must be in [0, 1], got {fraction}")
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.total, self.fraction = minutes * 60.0, fraction
+        self.base = [g["lr"] for g in optimizer.param_groups]
+        self.elapsed = 0.0
+
+    def factor(self) -> float:
+        if self.fraction == 0.0:
+            return 1.0
+        return min(1.0, max(0.0, (self.total - self.elapsed) / (self.fraction * self.total)))
+
+    def step(self, seconds: float) -> None:
+        self.elapsed += seconds
+        lrs = self.scheduler.get_last_lr() if self.scheduler is not None else self.base
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr * self.factor()
+
+
 def machine_notes() -> dict:
     """Where the figures were measured (the CPU is shared: the load average says how busy it was)."""
     return {

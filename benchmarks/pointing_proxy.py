@@ -48,6 +48,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bc_reference import (  # noqa: E402
+    ClockCooldown,
     FiLMSoftArgmaxCNN,
     InstructionWords,
     machine_notes,
@@ -175,9 +176,17 @@ def train_reference(train, test, args) -> dict:
     test_text, test_points = words.batch([ex.text for ex in test]), points_of(test)
     net = FiLMSoftArgmaxCNN(words.dim, keypoints=1)
     opt = torch.optim.Adam(net.parameters(), args.ref_lr)
+    cooldown = ClockCooldown(opt, max(args.minutes), args.cooldown)
     gen = torch.Generator().manual_seed(args.seed)
 
     def step() -> float:
+        t0 = time.perf_counter()
+        try:
+            return _reference_step()
+        finally:
+            cooldown.step(time.perf_counter() - t0)
+
+    def _reference_step() -> float:
         i = torch.randint(len(images), (args.ref_batch,), generator=gen)
         # MSE on pixel coordinates, as fractions of the image (Adam does not mind the scale; the
         # reported loss is in px^2).
@@ -353,6 +362,7 @@ def train_model(train, test, args) -> dict:
     lr = args.lr if args.lr is not None else {"adamw": 1e-3, "adafactor": 1e-2}[args.optimizer]
     opt = build_optimizer(model.named_parameters(), OptimConfig(name=args.optimizer, lr=lr, grad_clip=1.0))
     sched = build_scheduler(opt, ScheduleConfig(name="constant", warmup_steps=args.warmup))
+    cooldown = ClockCooldown(opt, max(args.minutes), args.cooldown, sched)
     rng = np.random.default_rng(args.seed)
     test_points = points_of(test)
     tokens = len(processor.encode(train[0]).target_ids)  # scored target tokens per example (y, x, EOS)
@@ -365,6 +375,13 @@ def train_model(train, test, args) -> dict:
     )
 
     def step() -> float:
+        t0 = time.perf_counter()
+        try:
+            return _model_step()
+        finally:
+            cooldown.step(time.perf_counter() - t0)
+
+    def _model_step() -> float:
         model.train()
         processor.training = True
         idx = rng.integers(len(train), size=args.batch)
@@ -408,7 +425,7 @@ def train_model(train, test, args) -> dict:
             "lr": lr,
             "batch": args.batch,
             "warmup_steps": args.warmup,
-            "schedule": "constant",
+            "schedule": f"constant, cooldown over the last {args.cooldown:.0%} of the minutes",
             "grad_clip": 1.0,
         },  # fmt: skip
         "written_as": args.write,
@@ -476,6 +493,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lr", type=float, default=None, help="default: 1e-3 (adamw), 1e-2 (adafactor)")
     parser.add_argument("--batch", type=int, default=32, help="the model's batch")
     parser.add_argument("--warmup", type=int, default=10, help="the model's linear warmup steps")
+    parser.add_argument("--cooldown", type=float, default=0.2,
+                        help="both sides: the lr falls linearly to 0 over this last fraction of the minutes")  # fmt: skip
     parser.add_argument("--ref-batch", type=int, default=64)
     parser.add_argument("--ref-lr", type=float, default=1e-3)
     parser.add_argument("--only", choices=("model", "reference"), default=None, help="train one side only")

@@ -83,3 +83,28 @@ def test_quick_run_writes_finite_success_figures(bench, dataset, tmp_path):
     reach = marks[0]["success"]["reach"]
     assert 0.0 <= reach["success_rate"] <= 1.0 and reach["episodes"] == 2
     assert math.isfinite(summary["steps_per_s"]) and math.isfinite(summary["final_loss"])
+
+
+def test_clock_cooldown_takes_the_lr_to_zero_over_the_last_minutes(bench):
+    import torch
+
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.Adam([w], lr=0.1)
+    cool = bench.ClockCooldown(opt, minutes=1.0, fraction=0.5)  # the last 30 of 60 s
+    cool.step(20.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+    cool.step(25.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)  # 15 of 30 s left
+    cool.step(30.0)
+    assert opt.param_groups[0]["lr"] == 0.0
+    # Under a scheduler it scales what the scheduler sets (here its warmup), not its own last value.
+    opt = torch.optim.Adam([w], lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 4))
+    cool = bench.ClockCooldown(opt, minutes=1.0, fraction=0.5, scheduler=sched)
+    for _ in range(3):
+        opt.step()
+        sched.step()
+        cool.step(15.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 1.0 * 0.5)  # warmed up, half cooled
+    with pytest.raises(ValueError, match="cooldown fraction"):
+        bench.ClockCooldown(opt, 1.0, 1.5)
