@@ -28,7 +28,7 @@ import torch
 
 from agent.action_processing import ActionQueue, TemporalEnsembler, make_safe
 from model.checkpoint import load_pretrained
-from model.example import AUDIO_SAMPLE_RATE, Example, check_image, select_state
+from model.example import AUDIO_SAMPLE_RATE, Example, check_image, previous_command, select_state
 from model.frame_cache import FrameCache
 
 POLICY_FILE = "policy.json"
@@ -54,6 +54,9 @@ class PolicyConfig:
     control: str = "velocity"
     history: int = 2  # previous frames given as image history (oldest first)
     state_dims: list[int] | None = None  # the state features the model reads (None: all), as in training
+    # The state ends with the policy's own last command (as training's data.previous_action: the
+    # hand where it is and the gripper open before the first), then state_dims select.
+    previous_action: bool = False
     n_action_steps: int | None = None  # receding horizon; None: the whole chunk
     temporal_ensemble: bool = False  # ACT-style: re-plan every step and average overlapping chunks
     ensemble_coeff: float = 0.01
@@ -158,6 +161,7 @@ class Policy:
         self._history: deque[np.ndarray] = deque(maxlen=max(self.config.history, 1))
         self._queue = ActionQueue(self.config.n_action_steps or self.chunk_size)
         self._ensembler = TemporalEnsembler(self.chunk_size, self.config.ensemble_coeff)
+        self._previous: np.ndarray | None = None  # the last command (config.previous_action)
         torch.manual_seed(self.config.seed)
 
     def new_session(self) -> Policy:
@@ -191,6 +195,8 @@ class Policy:
         for i, (session, obs, chunk) in enumerate(zip(sessions, observations, chunks)):
             out[i] = self._safe_chunk(np.asarray(chunk).reshape(-1, self.action_dim)[: self.chunk_size])
             session._remember(obs)
+            # A caller of the chunk runs it; select_action replaces this with each command it gives.
+            session._previous = out[i, -1].copy()
         return out
 
     def select_action_batch(self, observations: list[dict], sessions: list[Policy]) -> np.ndarray:
@@ -214,6 +220,7 @@ class Policy:
             else:
                 session._queue.push_chunk(chunks[i])
                 actions[i] = session._queue.pop()
+            session._previous = actions[i].copy()
         return actions
 
     def _safe_chunk(self, chunk: np.ndarray) -> np.ndarray:
@@ -254,6 +261,9 @@ class Policy:
             raise ValueError(f"state must be a (S,) numeric array, got {state.shape} {state.dtype}")
         if not np.isfinite(state).all():
             raise ValueError(f"state must be finite, got {state.tolist()}")
+        if self.config.previous_action:
+            last = self._previous if self._previous is not None else previous_command(state, self.action_dim)
+            state = np.concatenate([state.astype(np.float32), last])
         return select_state(state, self.config.state_dims)
 
     def _speech(self, observation: dict) -> np.ndarray | None:

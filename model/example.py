@@ -92,6 +92,18 @@ def _check_audio(x: Any, name: str) -> None:
         )
 
 
+def previous_command(state: np.ndarray, action_dim: int, position_dims=(0, 1, 2)) -> np.ndarray:
+    """The waypoint command "before the first" (training's data.previous_action, the policy's own
+    feedback): the hand where it is (state ``position_dims``) with the gripper open (-1), for a
+    waypoint action [x, y, z, gripper, ...] (other dimensions 0)."""
+    state = np.asarray(state, np.float32)
+    out = np.zeros(action_dim, np.float32)
+    out[:3] = state[list(position_dims)]
+    if action_dim > 3:
+        out[3] = -1.0
+    return out
+
+
 def select_state(state: np.ndarray, dims) -> np.ndarray:
     """``state[dims]`` (all of it when ``dims`` is None), with an error naming a dim the state lacks."""
     state = np.asarray(state, np.float32)

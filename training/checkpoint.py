@@ -41,6 +41,7 @@ def policy_defaults(cfg) -> dict:
         "history": cfg.data.history,
         "state_dims": cfg.data.state_dims,
         "control": cfg.data.control,
+        "previous_action": cfg.data.previous_action,
     }
 
 

@@ -82,6 +82,10 @@ class DataConfig:
     # "the waypoint is where the hand already is", true on most frames of a demonstration and wrong
     # on the first: measured on Reach, the pointer learned to look at the hand, not the named object.
     action_frames: Literal["uniform", "distance"] = "uniform"
+    # Append the waypoint commanded one step before to the state (training/keyframes.py:
+    # with_previous_action; the policy feeds back its own last command): D more state features,
+    # after the dataset's own, for state_dims to select. Waypoint labels only.
+    previous_action: bool = False
     # K future actions per target; None = the model preset's action_chunk_size (must match a loaded checkpoint's).
     chunk_size: int | None = None
     # Share of action examples whose instruction is spoken; None = the mixture's action/action_speech weights.

@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from model.example import previous_command
 from training.episodes import DatasetError
 
 
@@ -78,4 +79,30 @@ def select_action_labels(episodes: list, labels: str, position_dims=(0, 1, 2)) -
                 f"data.action_labels must be 'action', 'waypoint' or 'keyframes', got {labels!r}"
             )
         out.append(dataclasses.replace(ep, action=np.asarray(action, np.float32)))
+    return out
+
+
+def with_previous_action(episodes: list, position_dims=(0, 1, 2)) -> list:
+    """Episodes whose state ends with the waypoint commanded one step before (``data.previous_action``;
+    at the first frame ``previous_command``): S state features become S + D.
+
+    With it a waypoint policy knows where it was going, and "have I got there?" is the hand's
+    distance from that point, two features of its state. Without it, every failed episode of the
+    demo's policy ended with the hand at rest on the policy's own command: at the point it had
+    aimed for, the frame looks like one of the many on the way there, whose label is that point.
+    A previous velocity is the copycat trap of behaviour cloning (the next move is nearly the
+    last); a previous waypoint is the answer on most frames too, but the frames where it is not
+    are exactly those where the hand has reached it, which the state now shows."""
+    out = []
+    for ep in episodes:
+        if ep.state.shape[-1] <= max(position_dims) or ep.action.shape[-1] < 3:
+            raise DatasetError(
+                f"{ep.where('state')}: data.previous_action needs the grasp position in state "
+                f"{list(position_dims)} and a waypoint in action[:3]; have {ep.state.shape[-1]} state and "
+                f"{ep.action.shape[-1]} action features"
+            )
+        prev = np.empty_like(ep.action, dtype=np.float32)
+        prev[1:] = ep.action[:-1]
+        prev[0] = previous_command(ep.state[0], ep.action.shape[-1], position_dims)
+        out.append(dataclasses.replace(ep, state=np.concatenate([ep.state, prev], -1).astype(np.float32)))
     return out

@@ -33,7 +33,7 @@ from training.checkpoint import TRAINER_STATE, PretrainedCheckpoint, latest_chec
 from training.configuration import TrainConfig
 from training.datamodule import UIO2DataModule, task_context
 from training.episodes import EpisodeData
-from training.keyframes import select_action_labels
+from training.keyframes import select_action_labels, with_previous_action
 from training.loggers import LossHistory, build_loggers
 from training.mixture import TaskMixture, mixture_weights
 from training.module import UIO2Module
@@ -171,6 +171,14 @@ def prepare(
 
         episodes = load_episodes(cfg.data)
     episodes = select_action_labels(episodes, cfg.data.action_labels)
+    if cfg.data.previous_action:
+        if not waypoints:
+            raise ValueError(
+                "data.previous_action feeds the last waypoint command back as state; with "
+                f"data.control={cfg.data.control!r} and data.action_labels={cfg.data.action_labels!r} the "
+                "actions are no waypoints: use control=waypoint or action_labels=waypoint|keyframes"
+            )
+        episodes = with_previous_action(episodes)
     if synthesize is None:
         synthesize = default_synthesizer()
 
