@@ -159,3 +159,19 @@ def test_state_dims_select_what_the_model_reads(tiny_checkpoint):
     bad = Policy.from_pretrained(tiny_checkpoint, state_dims=[0, 9])
     with pytest.raises(ValueError, match=r"state_dims \[0, 9\] name \[9\], but the state has 7"):
         bad.select_action(obs)
+
+
+def test_previous_action_feeds_back_the_last_command(tiny_checkpoint):
+    # data.previous_action: the model reads the last waypoint it commanded after the state's own
+    # features; before the first, the hand where it is with the gripper open.
+    policy = Policy.from_pretrained(tiny_checkpoint, previous_action=True, state_dims=[0, 1, 2, 7, 8, 9, 10])
+    obs = observation()
+    first = policy._action_example(obs).state
+    np.testing.assert_array_equal(first, np.r_[obs["state"][:3], obs["state"][:3], -1.0])
+    commands = [policy.select_action(observation(t)) for t in range(3)]
+    np.testing.assert_array_equal(policy._action_example(obs).state[3:], commands[-1])
+    policy.reset()  # a new episode starts from the hand again
+    np.testing.assert_array_equal(policy._action_example(obs).state, first)
+    # A caller running whole chunks is assumed to have run the last command of the chunk.
+    chunk = policy.predict_action_chunk(obs)
+    np.testing.assert_array_equal(policy._action_example(obs).state[3:], chunk[-1])

@@ -9,7 +9,7 @@ from envs.experts import get_expert
 from envs.rollout import record_episode
 from envs.tabletop import TabletopEnv
 from training.episodes import DatasetError, EpisodeData
-from training.keyframes import find_keyframes, keyframe_waypoints, select_action_labels
+from training.keyframes import find_keyframes, keyframe_waypoints, select_action_labels, with_previous_action
 
 
 def test_keyframes_at_gripper_changes_pauses_and_the_end():
@@ -45,3 +45,20 @@ def test_select_action_labels_names_a_missing_waypoint_feature():
     with pytest.raises(DatasetError, match="keyframes"):
         select_action_labels([ep], "waypoint")
     assert select_action_labels([ep], "keyframes")[0].action.shape == (2, 4)
+
+
+def test_previous_action_is_the_last_command_with_the_hand_before_the_first():
+    t = 5
+    state = np.arange(t * 4, dtype=np.float32).reshape(t, 4)  # grasp position in dims 0..2
+    action = np.random.default_rng(0).normal(size=(t, 4)).astype(np.float32)
+    ep = EpisodeData(source="test", index=0, images={"scene": np.zeros((t, 8, 8, 3), np.uint8)},
+                     state=state, action=action, instruction="reach")  # fmt: skip
+    (out,) = with_previous_action([ep])
+    assert out.state.shape == (t, 8)
+    np.testing.assert_array_equal(out.state[:, :4], state)  # the dataset's own features first
+    np.testing.assert_array_equal(out.state[1:, 4:], action[:-1])
+    np.testing.assert_array_equal(out.state[0, 4:], np.r_[state[0, :3], -1.0])
+    short = EpisodeData(source="test", index=1, images={"scene": np.zeros((t, 8, 8, 3), np.uint8)},
+                        state=state[:, :2], action=action, instruction="reach")  # fmt: skip
+    with pytest.raises(DatasetError, match="previous_action needs the grasp position"):
+        with_previous_action([short])

@@ -313,3 +313,12 @@ def test_distance_weighted_frames_refuse_actions_that_are_not_waypoints(make_con
     cfg = make_config(tmp_path, "data.action_frames=distance")  # control=velocity, action_labels=action
     with pytest.raises(ValueError, match="action_frames=distance"):
         train(cfg, episodes=[])
+
+
+def test_previous_action_refuses_actions_that_are_not_waypoints(make_config, tmp_path):
+    """A previous velocity in the state is the copycat trap; only a waypoint command is fed back."""
+    from training.trainer import train
+
+    cfg = make_config(tmp_path, "data.previous_action=true")  # control=velocity, action_labels=action
+    with pytest.raises(ValueError, match="previous_action feeds the last waypoint"):
+        train(cfg, episodes=[])
