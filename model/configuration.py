@@ -93,6 +93,12 @@ class ModelConfig:
     # attention is also scored on the patch around that point, not only through the 1D bins.
     # Nothing without pointer_readout.
     pointer_patch_loss: float = 0.0
+    # The robot state also conditions the decoder: its encoder token, through a zero-initialised
+    # projection, is added to the input of every decoder position of its example. Through
+    # cross-attention alone the one state token among ~80 image and text tokens was ignored: the
+    # demo's policy answered the same height whatever the hand's height or its last command (p of
+    # the label's bin unchanged by zeroing the state), so it hovered where it should descend.
+    decoder_state: bool = False
 
     # Targets.
     max_text_target_len: int = 64

@@ -105,6 +105,16 @@ def generate(
     cross_kv = [blk.cross_attn.project_kv(enc) for blk in model.decoder]
     caches: list[dict] = [{"capacity": steps} for _ in model.decoder]
     modality = model.decoder_modality(torch.full((b2, 1), DEC_MODALITY[target], device=device))
+    if getattr(model, "decoder_state", None) is not None:
+        # Every decoder input of a row carries its example's state (config.decoder_state).
+        conds = [(batch, model.state_condition(batch))]
+        if guided:
+            conds.append((uncond_batch, model.state_condition(uncond_batch)))
+        rows = []
+        for part, cond in conds:
+            per_row = cond.new_zeros(part["enc_ids"].shape[0], cond.shape[-1])
+            rows.append(per_row.index_copy(0, part["example_row"], cond))
+        modality = modality + torch.cat(rows)[:, None]
     start, _ = model.vocab.output_range(target)
     # Per-call constants, hoisted out of the step loop: every step's RoPE tables and the
     # modality's output table (fp32, as model.logits scores).

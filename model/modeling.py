@@ -82,6 +82,7 @@ class UnifiedIO(nn.Module):
             eps,
         )
         self.state_encoder = StateEncoder(c.max_state_dim, d)
+        self.decoder_state = nn.Linear(d, d, bias=False) if c.decoder_state else None
 
         self.encoder = nn.ModuleList(
             EncoderBlock(d, c.n_heads, c.head_dim, c.mlp_dim, eps) for _ in range(c.encoder_layers)
@@ -108,6 +109,8 @@ class UnifiedIO(nn.Module):
                 nn.init.normal_(p, std=std)
         if self.pointer is not None:
             self.pointer.reset_parameters()
+        if self.decoder_state is not None:
+            nn.init.zeros_(self.decoder_state.weight)  # starts as the plain model
 
     # -- pointer readout -----------------------------------------------------------------------
     def pointer_bins(self, modality: str) -> tuple[int, int] | None:
@@ -208,9 +211,26 @@ class UnifiedIO(nn.Module):
     def embed_decoder(self, ids: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
         return self.token_embedding(ids) + self.decoder_modality(modality)
 
+    def state_condition(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """(examples, d): each example's state, projected for its decoder positions (zeros for an
+        example without one); None unless ``config.decoder_state``."""
+        if self.decoder_state is None:
+            return None
+        n = len(batch["example_row"])
+        out = self.token_embedding.weight.new_zeros(n, self.config.d_model)
+        if "state" in batch and len(batch["state_src"]):
+            feats = self.state_encoder(batch["state"]).reshape(-1, self.config.d_model)
+            example = batch["enc_example"].reshape(-1)[batch["state_dst"]]
+            out = out.index_copy(0, example, feats[batch["state_src"]].to(out.dtype))
+        return self.decoder_state(out)
+
     def decode(self, batch: dict[str, Any], enc: torch.Tensor) -> torch.Tensor:
         """Decoder hidden states (R, Ld, d), teacher-forced."""
         y = self.embed_decoder(batch["dec_input_ids"], batch["dec_modality"])
+        cond = self.state_condition(batch)
+        if cond is not None:
+            ex = batch["dec_example"]
+            y = y + torch.where((ex >= 0)[..., None], cond[ex.clamp(min=0)], torch.zeros_like(y))
         angles = rope_tables(
             rope_angles(batch["dec_pos"][..., None], None, self.config.head_dim, self.config.rope_base)
         )
