@@ -170,6 +170,16 @@ class Policy:
         session.reset()
         return session
 
+    def set_last_command(self, action) -> None:
+        """Tell the policy what the robot was last commanded when something else drove it (an expert,
+        a teleoperator): a ``previous_action`` policy reads it with the next observation."""
+        a = np.asarray(action, np.float32)
+        if a.shape != (self.action_dim,) or not np.isfinite(a).all():
+            raise ValueError(
+                f"last command must be {self.action_dim} finite values, got {np.asarray(action).tolist()}"
+            )
+        self._previous = a.copy()
+
     # -- acting ------------------------------------------------------------------------------------
     def select_action(self, observation: dict) -> np.ndarray:
         """The command for this step: (D,) float32, finite, inside [action_low, action_high]."""

@@ -39,13 +39,15 @@ def phase_errors(policy, task: str, seeds: list[int], every: int, max_steps: int
         obs, _ = env.reset(seed=seed)
         expert.reset()
         session = policy.new_session()
-        last, phase = None, 0
+        last, previous, phase = None, None, 0
         for t in range(max_steps):
             want = expert.act(obs)
             if last is not None and np.linalg.norm(want[:3] - last[:3]) > 0.01:
                 phase += 1
             last = want
             if t % every == 0:
+                if previous is not None:  # what the policy would have commanded, acting as the expert did
+                    session.set_last_command(previous)
                 got = session.predict_action_chunk(obs)[0]
                 rows[min(phase, LAST_PHASE)].append(
                     (
@@ -54,6 +56,7 @@ def phase_errors(policy, task: str, seeds: list[int], every: int, max_steps: int
                         float(np.sign(got[3]) == np.sign(want[3])),
                     )
                 )
+            previous = want
             obs, _, terminated, truncated, _ = env.step(want)
             if terminated or truncated:
                 break

@@ -175,3 +175,8 @@ def test_previous_action_feeds_back_the_last_command(tiny_checkpoint):
     # A caller running whole chunks is assumed to have run the last command of the chunk.
     chunk = policy.predict_action_chunk(obs)
     np.testing.assert_array_equal(policy._action_example(obs).state[3:], chunk[-1])
+    # When something else drove the robot, the caller says what it commanded last.
+    policy.set_last_command([0.1, 0.2, 0.3, 1.0])
+    np.testing.assert_allclose(policy._action_example(obs).state[3:], [0.1, 0.2, 0.3, 1.0])
+    with pytest.raises(ValueError, match="last command must be 4 finite values"):
+        policy.set_last_command([0.1, np.nan, 0.3, 1.0])

@@ -38,7 +38,9 @@ def test_generation_with_the_cache_matches_the_training_forward(state_model, sta
     cfg = state_model.config
     batch = collate([state_processor.encode_inputs(ex, "action")], cfg, packed=False)
     ids, logits = generate(state_model, batch, "action", num_tokens=16, return_logits=True)
-    full_ids, full_logits = generate(state_model, batch, "action", num_tokens=16, return_logits=True, use_cache=False)
+    full_ids, full_logits = generate(
+        state_model, batch, "action", num_tokens=16, return_logits=True, use_cache=False
+    )
     assert torch.equal(ids, full_ids)
     torch.testing.assert_close(logits, full_logits, atol=1e-4, rtol=1e-4)
     enc = state_processor.encode(ex).replace(target_ids=ids[0])
@@ -47,7 +49,9 @@ def test_generation_with_the_cache_matches_the_training_forward(state_model, sta
     torch.testing.assert_close(info["logits"][0], logits[0], atol=1e-4, rtol=1e-4)
 
 
-def test_the_state_reaches_every_decoder_position_of_its_own_example_only(state_model, state_processor, examples):
+def test_the_state_reaches_every_decoder_position_of_its_own_example_only(
+    state_model, state_processor, examples
+):
     ex = action_examples(examples)[0]
     other = dataclasses.replace(ex, state=np.asarray(ex.state) + 3.0)
     cfg = state_model.config
@@ -60,7 +64,9 @@ def test_the_state_reaches_every_decoder_position_of_its_own_example_only(state_
     mine = batch["dec_example"] == 0
     assert (h0[mine] - h1[mine]).abs().amax(-1).min() > 1e-4  # every position of the example moved
     # The text example beside it in the packed row: the same up to float noise.
-    torch.testing.assert_close(h0[batch["dec_example"] == 1], h1[moved["dec_example"] == 1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        h0[batch["dec_example"] == 1], h1[moved["dec_example"] == 1], atol=1e-5, rtol=1e-5
+    )
 
 
 def test_off_by_default_and_zero_initialised():
