@@ -29,7 +29,9 @@ def test_demo_quick_runs_every_stage(tmp_path):
     assert "| **mean** |" in proc.stdout
     # The checkpoint says how training fed the model (state features, history) and the robot's limits.
     policy = json.loads((Path(report["train"]["checkpoint"]) / "policy.json").read_text())
-    assert policy["state_dims"] == [0, 1, 2, 6, 7] and policy["history"] == 0
+    # The last command joins the state (8-11) and the policy feeds back its own.
+    assert policy["state_dims"] == [0, 1, 2, 6, 8, 9, 10, 11] and policy["history"] == 0
+    assert policy["previous_action"] is True
     # Waypoint control: the commands are targets inside the arm's workspace, written in the scene camera.
     assert policy["control"] == "waypoint"
     assert policy["action_low"] == [-0.32, -0.3, 0.012, -1.0] and policy["action_high"] == [
