@@ -225,6 +225,18 @@ class ClockCooldown:
             return 1.0
         return min(1.0, max(0.0, (self.total - self.elapsed) / (self.fraction * self.total)))
 
+    def wrap(self, step: Callable[[], float]) -> Callable[[], float]:
+        """``step`` (one optimiser step, returns its loss), timed and followed by ``self.step``."""
+
+        def timed() -> float:
+            t0 = time.perf_counter()
+            try:
+                return step()
+            finally:
+                self.step(time.perf_counter() - t0)
+
+        return timed
+
     def step(self, seconds: float) -> None:
         self.elapsed += seconds
         lrs = self.scheduler.get_last_lr() if self.scheduler is not None else self.base

@@ -179,13 +179,6 @@ def train_reference(train, test, args) -> dict:
     cooldown = ClockCooldown(opt, max(args.minutes), args.cooldown)
     gen = torch.Generator().manual_seed(args.seed)
 
-    def step() -> float:
-        t0 = time.perf_counter()
-        try:
-            return _reference_step()
-        finally:
-            cooldown.step(time.perf_counter() - t0)
-
     def _reference_step() -> float:
         i = torch.randint(len(images), (args.ref_batch,), generator=gen)
         # MSE on pixel coordinates, as fractions of the image (Adam does not mind the scale; the
@@ -204,7 +197,7 @@ def train_reference(train, test, args) -> dict:
         net.train()
         return summary_of(errors_px(pred, test_points))
 
-    marks, _ = train_by_clock(step, evaluate, args.minutes, "reference CNN")
+    marks, _ = train_by_clock(cooldown.wrap(_reference_step), evaluate, args.minutes, "reference CNN")
     floor = float(points_of(train).var(0).sum())  # the MSE (px^2) of always answering the mean point
     return {
         "name": "reference_cnn",
@@ -374,13 +367,6 @@ def train_model(train, test, args) -> dict:
         else None
     )
 
-    def step() -> float:
-        t0 = time.perf_counter()
-        try:
-            return _model_step()
-        finally:
-            cooldown.step(time.perf_counter() - t0)
-
     def _model_step() -> float:
         model.train()
         processor.training = True
@@ -415,7 +401,7 @@ def train_model(train, test, args) -> dict:
             "generate": {"decoded": decoded, "of": len(test), **summary_of(gen_err)},
         }
 
-    marks, _ = train_by_clock(step, evaluate, args.minutes, "UIO-2 model")
+    marks, _ = train_by_clock(cooldown.wrap(_model_step), evaluate, args.minutes, "UIO-2 model")
     return {
         "name": "uio2",
         "config": {"preset": args.model_preset, "overrides": overrides},
