@@ -107,7 +107,7 @@ def test_clock_cooldown_takes_the_lr_to_zero_over_the_last_minutes(bench):
         cool.step(15.0)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 1.0 * 0.5)  # warmed up, half cooled
     # wrap: a step function that counts its own time.
-    cool = bench.ClockCooldown(opt, minutes=1e-6, fraction=1.0)
+    cool = bench.ClockCooldown(opt, minutes=1e-12, fraction=1.0)
     assert cool.wrap(lambda: 0.25)() == 0.25 and cool.elapsed > 0
     assert opt.param_groups[0]["lr"] == 0.0  # the whole (tiny) budget spent
     with pytest.raises(ValueError, match="cooldown fraction"):
