@@ -2,9 +2,9 @@
 
 Each expert reads the true scene (``env.unwrapped.scene``) and the episode's target, and moves the
 grasp point towards the current waypoint with a saturated proportional law; a phase ends when its
-waypoint is reached. A waypoint is reached within its tolerance: REACHED for the points where something
-happens (grasp, release, press), VIA for the points the hand only passes (above an object, at carrying
-height). The loose via-point tolerance is for the policies cloned from these labels: a policy that
+waypoint is reached. A waypoint is reached within its tolerance: a tight one where something happens
+(GRASP for grasping, RELEASE over a bin, REACHED for pressing and placing), VIA for the points the
+hand only passes (above an object, at carrying height). The loose via-point tolerance is for the policies cloned from these labels: a policy that
 reaches its own estimate of a via-point (a centimetre or two off) and sees only the hand's position
 cannot tell "still approaching" from "arrived", and with a sharp switch the labels there say "keep
 going to the via-point", so the cloned policy stops at it for good (measured: every failed episode of
