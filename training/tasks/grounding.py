@@ -40,11 +40,16 @@ def make_refexp(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCont
     )
 
 
-def make_pointing(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> Example | None:
+def pointable(ep: EpisodeData, t: int, rng: np.random.Generator) -> dict | None:
+    """A visible object with a unique name and a point at frame ``t``, drawn with ``rng`` (None: none)."""
     named = [o for o in unique_names(visible_objects(ep, t)) if o.get("point") is not None]
-    if not named:
+    return named[int(rng.integers(len(named)))] if named else None
+
+
+def make_pointing(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> Example | None:
+    o = pointable(ep, t, rng)
+    if o is None:
         return None
-    o = named[int(rng.integers(len(named)))]
     image = frame(ep, t)
     return Example(
         target="text",
@@ -65,10 +70,9 @@ def make_pointing_speech(
     with a two-token target. From spoken actions alone the pointer, which finds the named object, hears
     the name only through the few action examples that carry speech (the demo's policy: 4% of spoken
     episodes where written ones succeeded on 16%)."""
-    named = [o for o in unique_names(visible_objects(ep, t)) if o.get("point") is not None]
-    if not named:
+    o = pointable(ep, t, rng)
+    if o is None:
         return None
-    o = named[int(rng.integers(len(named)))]
     audio = spoken(ctx, SPOKEN_NAMES[int(rng.integers(len(SPOKEN_NAMES)))].format(name=object_name(o)), rng)
     if audio is None:
         return None
