@@ -83,3 +83,55 @@ class TemporalEnsembler:
         # Advance every stored chunk by one step; drop those that are used up.
         self._chunks = deque((c[1:] for c in self._chunks if len(c) > 1), maxlen=self.chunk_size)
         return action.astype(np.float32)
+
+
+class WaypointProgress:
+    """The last waypoint a waypoint-controlled robot has reached: what a ``previous_action`` policy
+    reads beside its state (training's ``previous_waypoints`` marks the same thing in a demonstration,
+    where the demonstrator moving on says a waypoint was reached).
+
+    A command counts as reached once the hand is within ``tolerance`` of it, or has stopped (moved
+    under ``STILL`` in a step) within ``STALL_RADIUS`` of it: a grasp point a little inside the cube
+    or a press into a button is as far as the hand will go. A gripper change counts once it has
+    been commanded for ``gripper_steps`` steps (the fingers take that long to close or open)."""
+
+    STILL = 0.001  # m a step
+    STALL_RADIUS = 0.03  # m
+
+    def __init__(self, tolerance: float = 0.006, gripper_steps: int = 3):
+        if tolerance <= 0 or gripper_steps < 1:
+            raise ValueError(
+                f"reach tolerance must be > 0 and gripper_steps >= 1, got {tolerance} and {gripper_steps}"
+            )
+        self.tolerance = tolerance
+        self.gripper_steps = gripper_steps
+        self.reset()
+
+    def reset(self, start: np.ndarray | None = None) -> None:
+        """A new episode; ``start`` is what counts as reached before the first command."""
+        self.reached = None if start is None else np.asarray(start, np.float32).copy()
+        self.command: np.ndarray | None = None
+        self.held = 0  # steps the command's gripper sign has been given in a row
+        self.hand: np.ndarray | None = None
+
+    def observe(self, hand: np.ndarray) -> np.ndarray | None:
+        """The hand's position after the last command; returns the last waypoint reached."""
+        hand = np.asarray(hand, np.float64)
+        if self.command is not None and self.reached is not None:
+            cmd = self.command
+            dist = float(np.linalg.norm(hand - cmd[:3]))
+            still = self.hand is not None and float(np.linalg.norm(hand - self.hand)) < self.STILL
+            gripper_done = (
+                len(cmd) < 4 or (cmd[3] > 0) == (self.reached[3] > 0) or self.held >= self.gripper_steps
+            )
+            if gripper_done and (dist <= self.tolerance or (still and dist <= self.STALL_RADIUS)):
+                self.reached = cmd.copy()
+        self.hand = hand
+        return self.reached
+
+    def commanded(self, action: np.ndarray) -> None:
+        """The robot was given ``action`` (x, y, z, gripper, ...) this step."""
+        action = np.asarray(action, np.float32)
+        same_grip = self.command is not None and len(action) > 3 and (action[3] > 0) == (self.command[3] > 0)
+        self.held = self.held + 1 if same_grip else 1
+        self.command = action.copy()

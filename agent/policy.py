@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent.action_processing import ActionQueue, TemporalEnsembler, make_safe
+from agent.action_processing import ActionQueue, TemporalEnsembler, WaypointProgress, make_safe
 from model.checkpoint import load_pretrained
 from model.example import AUDIO_SAMPLE_RATE, Example, check_image, previous_command, select_state
 from model.frame_cache import FrameCache
@@ -54,9 +54,13 @@ class PolicyConfig:
     control: str = "velocity"
     history: int = 2  # previous frames given as image history (oldest first)
     state_dims: list[int] | None = None  # the state features the model reads (None: all), as in training
-    # The state ends with the policy's own last command (as training's data.previous_action: the
-    # hand where it is and the gripper open before the first), then state_dims select.
+    # The state ends with the last waypoint the robot reached (as training's data.previous_action:
+    # the hand where it started, gripper open, before the first), then state_dims select. A command
+    # is reached within reach_tolerance metres (or where the hand stops near it), a gripper change
+    # once commanded for gripper_steps steps (agent/action_processing.py WaypointProgress).
     previous_action: bool = False
+    reach_tolerance: float = 0.006
+    gripper_steps: int = 3
     n_action_steps: int | None = None  # receding horizon; None: the whole chunk
     temporal_ensemble: bool = False  # ACT-style: re-plan every step and average overlapping chunks
     ensemble_coeff: float = 0.01
@@ -161,7 +165,8 @@ class Policy:
         self._history: deque[np.ndarray] = deque(maxlen=max(self.config.history, 1))
         self._queue = ActionQueue(self.config.n_action_steps or self.chunk_size)
         self._ensembler = TemporalEnsembler(self.chunk_size, self.config.ensemble_coeff)
-        self._previous: np.ndarray | None = None  # the last command (config.previous_action)
+        # The last waypoint reached, from the commands given and the hand (config.previous_action).
+        self._progress = WaypointProgress(self.config.reach_tolerance, self.config.gripper_steps)
         torch.manual_seed(self.config.seed)
 
     def new_session(self) -> Policy:
@@ -171,14 +176,22 @@ class Policy:
         return session
 
     def set_last_command(self, action) -> None:
-        """Tell the policy what the robot was last commanded when something else drove it (an expert,
-        a teleoperator): a ``previous_action`` policy reads it with the next observation."""
+        """Tell the policy what the robot was commanded this step when something else drove it (an
+        expert, a teleoperator): a ``previous_action`` policy follows whether it gets there."""
+        self._progress.commanded(self._check_command(action, "last command"))
+
+    def set_reached_waypoint(self, waypoint) -> None:
+        """Tell a ``previous_action`` policy which waypoint the robot reached last, when something
+        else decided it (a demonstrator that moved on)."""
+        self._progress.reached = self._check_command(waypoint, "reached waypoint")
+
+    def _check_command(self, action, name: str) -> np.ndarray:
         a = np.asarray(action, np.float32)
         if a.shape != (self.action_dim,) or not np.isfinite(a).all():
             raise ValueError(
-                f"last command must be {self.action_dim} finite values, got {np.asarray(action).tolist()}"
+                f"{name} must be {self.action_dim} finite values, got {np.asarray(action).tolist()}"
             )
-        self._previous = a.copy()
+        return a
 
     # -- acting ------------------------------------------------------------------------------------
     def select_action(self, observation: dict) -> np.ndarray:
@@ -196,6 +209,15 @@ class Policy:
         sessions = sessions if sessions is not None else [self.new_session() for _ in observations]
         if len(sessions) != len(observations):
             raise ValueError(f"got {len(observations)} observations but {len(sessions)} sessions")
+        for session, obs in zip(sessions, observations):
+            session._observe(obs)
+        out = self._chunks(observations, sessions)
+        for session, chunk in zip(sessions, out):
+            for command in chunk:  # a caller of the chunk runs it
+                session._progress.commanded(command)
+        return out
+
+    def _chunks(self, observations: list[dict], sessions: list[Policy]) -> np.ndarray:
         examples = [s._action_example(o) for s, o in zip(sessions, observations)]
         with torch.inference_mode(), intra_op_threads(self.config.threads):
             chunks = self.model.generate_from_examples(
@@ -205,18 +227,18 @@ class Policy:
         for i, (session, obs, chunk) in enumerate(zip(sessions, observations, chunks)):
             out[i] = self._safe_chunk(np.asarray(chunk).reshape(-1, self.action_dim)[: self.chunk_size])
             session._remember(obs)
-            # A caller of the chunk runs it; select_action replaces this with each command it gives.
-            session._previous = out[i, -1].copy()
         return out
 
     def select_action_batch(self, observations: list[dict], sessions: list[Policy]) -> np.ndarray:
         """The step's command for each session; only sessions that need a new chunk query the model."""
+        if len(sessions) != len(observations):
+            raise ValueError(f"got {len(observations)} observations but {len(sessions)} sessions")
+        for session, obs in zip(sessions, observations):
+            session._observe(obs)
         need = [i for i, s in enumerate(sessions) if s.config.temporal_ensemble or len(s._queue) == 0]
         chunks = {}
         if need:
-            batch = self.predict_action_chunk_batch(
-                [observations[i] for i in need], [sessions[i] for i in need]
-            )
+            batch = self._chunks([observations[i] for i in need], [sessions[i] for i in need])
             chunks = dict(zip(need, batch))
         actions = np.empty((len(sessions), self.action_dim), np.float32)
         for i, (session, obs) in enumerate(zip(sessions, observations)):
@@ -230,7 +252,7 @@ class Policy:
             else:
                 session._queue.push_chunk(chunks[i])
                 actions[i] = session._queue.pop()
-            session._previous = actions[i].copy()
+            session._progress.commanded(actions[i])
         return actions
 
     def _safe_chunk(self, chunk: np.ndarray) -> np.ndarray:
@@ -262,7 +284,7 @@ class Policy:
         check_image(frame, f"images[{self.config.camera!r}]")
         return frame
 
-    def _state(self, observation: dict) -> np.ndarray | None:
+    def _raw_state(self, observation: dict) -> np.ndarray | None:
         state = observation.get("state")
         if state is None:
             return None
@@ -271,9 +293,26 @@ class Policy:
             raise ValueError(f"state must be a (S,) numeric array, got {state.shape} {state.dtype}")
         if not np.isfinite(state).all():
             raise ValueError(f"state must be finite, got {state.tolist()}")
+        return state.astype(np.float32)
+
+    def _observe(self, observation: dict) -> None:
+        """Follow the hand (config.previous_action): has it reached the last command?"""
+        state = self._raw_state(observation) if self.config.previous_action else None
+        if state is None:
+            return
+        if self._progress.reached is None:
+            self._progress.reached = previous_command(state, self.action_dim)
+        self._progress.observe(state[:3])
+
+    def _state(self, observation: dict) -> np.ndarray | None:
+        state = self._raw_state(observation)
+        if state is None:
+            return None
         if self.config.previous_action:
-            last = self._previous if self._previous is not None else previous_command(state, self.action_dim)
-            state = np.concatenate([state.astype(np.float32), last])
+            last = self._progress.reached
+            state = np.concatenate(
+                [state, last if last is not None else previous_command(state, self.action_dim)]
+            )
         return select_state(state, self.config.state_dims)
 
     def _speech(self, observation: dict) -> np.ndarray | None:

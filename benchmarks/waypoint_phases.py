@@ -5,7 +5,7 @@
 The expert drives held-out episodes (seeds >= 10000), so every state is one the expert visits; every
 ``--every`` steps the policy is asked for its chunk from the same observation and its first
 waypoint is compared with the expert's: xy and z distance (cm) and whether the gripper commands
-agree. A phase is the index of the expert's current waypoint (it moved more than 1 cm since the
+agree. A phase is the index of the expert's current waypoint (it moved over 1 cm or changed the gripper since the
 last one); phases from 4 on are pooled (Push re-aims every step). Closed-loop success says *that*
 a task fails; this says at which stage: the approach, the grasp, the carry or the release.
 It also reports how well the model points at named objects (the pointing proxy's held-out frames).
@@ -39,15 +39,17 @@ def phase_errors(policy, task: str, seeds: list[int], every: int, max_steps: int
         obs, _ = env.reset(seed=seed)
         expert.reset()
         session = policy.new_session()
-        last, previous, phase = None, None, 0
+        last, phase = None, 0
         for t in range(max_steps):
             want = expert.act(obs)
-            if last is not None and np.linalg.norm(want[:3] - last[:3]) > 0.01:
+            # The expert moving on is where a waypoint was reached (training's previous_waypoints).
+            if last is not None and (
+                np.linalg.norm(want[:3] - last[:3]) > 0.01 or (want[3] > 0) != (last[3] > 0)
+            ):
                 phase += 1
+                session.set_reached_waypoint(last)
             last = want
             if t % every == 0:
-                if previous is not None:  # what the policy would have commanded, acting as the expert did
-                    session.set_last_command(previous)
                 got = session.predict_action_chunk(obs)[0]
                 rows[min(phase, LAST_PHASE)].append(
                     (
@@ -56,7 +58,7 @@ def phase_errors(policy, task: str, seeds: list[int], every: int, max_steps: int
                         float(np.sign(got[3]) == np.sign(want[3])),
                     )
                 )
-            previous = want
+            session.set_last_command(want)  # the expert drove the robot
             obs, _, terminated, truncated, _ = env.step(want)
             if terminated or truncated:
                 break

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from agent.action_processing import ActionQueue, TemporalEnsembler, make_safe
+from agent.action_processing import ActionQueue, TemporalEnsembler, WaypointProgress, make_safe
 
 LOW = np.array([-1.0, -1.0, -0.5], np.float32)
 HIGH = np.array([1.0, 1.0, 0.5], np.float32)
@@ -61,3 +61,32 @@ def test_temporal_ensembling_constant_chunks_are_a_fixed_point():
     for _ in range(10):
         out = ens.update(np.full((4, 2), 0.25))
     np.testing.assert_allclose(out, 0.25)
+
+
+def test_waypoint_progress_counts_a_command_reached_where_the_demonstrator_would_move_on():
+    progress = WaypointProgress(tolerance=0.006, gripper_steps=3)
+    start = np.array([0.0, 0.0, 0.2, -1.0], np.float32)
+    progress.reset(start)
+    hover = np.array([0.1, 0.0, 0.12, -1.0], np.float32)
+    progress.commanded(hover)
+    np.testing.assert_array_equal(progress.observe([0.05, 0.0, 0.16]), start)  # on the way
+    np.testing.assert_array_equal(progress.observe([0.097, 0.0, 0.121]), hover)  # within 6 mm
+    # A grasp point inside the cube: the hand stops 1.5 cm above it, and that is as far as it goes.
+    grasp = np.array([0.1, 0.0, 0.0, -1.0], np.float32)
+    progress.commanded(grasp)
+    np.testing.assert_array_equal(progress.observe([0.1, 0.0, 0.05]), hover)
+    np.testing.assert_array_equal(progress.observe([0.1, 0.0, 0.015]), hover)  # still moving
+    np.testing.assert_array_equal(progress.observe([0.1, 0.0, 0.0148]), grasp)  # stopped near it
+    # Closing the gripper where the hand is: reached once commanded for gripper_steps steps.
+    close = np.array([0.1, 0.0, 0.0, 1.0], np.float32)
+    for _ in range(2):
+        progress.commanded(close)
+        np.testing.assert_array_equal(progress.observe([0.1, 0.0, 0.0148]), grasp)
+    progress.commanded(close)
+    np.testing.assert_array_equal(progress.observe([0.1, 0.0, 0.0148]), close)
+    # A hand stopped far from its command (blocked) has not reached it.
+    progress.commanded(np.array([0.3, 0.0, 0.0148, 1.0], np.float32))
+    progress.observe([0.1, 0.0, 0.0148])
+    np.testing.assert_array_equal(progress.observe([0.1, 0.0, 0.0148]), close)
+    with pytest.raises(ValueError, match="reach tolerance must be > 0"):
+        WaypointProgress(tolerance=0.0)

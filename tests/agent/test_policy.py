@@ -161,22 +161,34 @@ def test_state_dims_select_what_the_model_reads(tiny_checkpoint):
         bad.select_action(obs)
 
 
-def test_previous_action_feeds_back_the_last_command(tiny_checkpoint):
-    # data.previous_action: the model reads the last waypoint it commanded after the state's own
-    # features; before the first, the hand where it is with the gripper open.
+def test_previous_action_feeds_back_the_last_waypoint_reached(tiny_checkpoint):
+    # data.previous_action: the model reads the last waypoint the hand reached after the state's own
+    # features; before the first, the hand where it started with the gripper open.
     policy = Policy.from_pretrained(tiny_checkpoint, previous_action=True, state_dims=[0, 1, 2, 7, 8, 9, 10])
     obs = observation()
-    first = policy._action_example(obs).state
-    np.testing.assert_array_equal(first, np.r_[obs["state"][:3], obs["state"][:3], -1.0])
-    commands = [policy.select_action(observation(t)) for t in range(3)]
-    np.testing.assert_array_equal(policy._action_example(obs).state[3:], commands[-1])
+    start = np.r_[obs["state"][:3], -1.0]
+    policy._observe(obs)
+    np.testing.assert_array_equal(policy._action_example(obs).state, np.r_[obs["state"][:3], start])
+    # Commands the hand has not got to leave it there, wherever the model sent the arm.
+    command = policy.select_action(obs)
+    far = dict(obs, state=obs["state"] + np.r_[np.full(3, 0.5), np.zeros(4)].astype(np.float32))
+    policy.select_action(far)
+    np.testing.assert_array_equal(policy._action_example(far).state[3:], start)
+    assert np.isfinite(command).all()
     policy.reset()  # a new episode starts from the hand again
-    np.testing.assert_array_equal(policy._action_example(obs).state, first)
-    # A caller running whole chunks is assumed to have run the last command of the chunk.
-    chunk = policy.predict_action_chunk(obs)
-    np.testing.assert_array_equal(policy._action_example(obs).state[3:], chunk[-1])
-    # When something else drove the robot, the caller says what it commanded last.
-    policy.set_last_command([0.1, 0.2, 0.3, 1.0])
+    policy._observe(far)
+    np.testing.assert_array_equal(policy._action_example(far).state[3:], np.r_[far["state"][:3], -1.0])
+    # When something else drove the robot, the caller says what it commanded; once the hand is
+    # within reach_tolerance of it, that is the waypoint reached.
+    policy.reset()
+    policy._observe(obs)
+    goal = np.r_[obs["state"][:3] + 0.1, -1.0].astype(np.float32)
+    policy.set_last_command(goal)
+    there = dict(obs, state=np.r_[goal[:3] + 0.003, obs["state"][3:]].astype(np.float32))
+    policy._observe(there)
+    np.testing.assert_allclose(policy._action_example(there).state[3:], goal)
+    # Or the caller says which waypoint was reached (a demonstrator that moved on).
+    policy.set_reached_waypoint([0.1, 0.2, 0.3, 1.0])
     np.testing.assert_allclose(policy._action_example(obs).state[3:], [0.1, 0.2, 0.3, 1.0])
     with pytest.raises(ValueError, match="last command must be 4 finite values"):
         policy.set_last_command([0.1, np.nan, 0.3, 1.0])

@@ -47,17 +47,22 @@ def test_select_action_labels_names_a_missing_waypoint_feature():
     assert select_action_labels([ep], "keyframes")[0].action.shape == (2, 4)
 
 
-def test_previous_action_is_the_last_command_with_the_hand_before_the_first():
-    t = 5
+def test_previous_action_is_the_last_waypoint_reached_with_the_hand_before_the_first():
+    # Three waypoints: above the cube, down to it (open), close there; a demonstrator's command
+    # wobbles by millimetres within one and jumps (or changes the gripper) between them.
+    above, down = np.r_[0.1, 0.0, 0.12, -1.0], np.r_[0.1, 0.0, 0.02, -1.0]
+    close = np.r_[0.1, 0.0, 0.02, 1.0]
+    action = np.array([above, above + 0.001, down, down, close, close], np.float32)
+    t = len(action)
     state = np.arange(t * 4, dtype=np.float32).reshape(t, 4)  # grasp position in dims 0..2
-    action = np.random.default_rng(0).normal(size=(t, 4)).astype(np.float32)
     ep = EpisodeData(source="test", index=0, images={"scene": np.zeros((t, 8, 8, 3), np.uint8)},
                      state=state, action=action, instruction="reach")  # fmt: skip
     (out,) = with_previous_action([ep])
     assert out.state.shape == (t, 8)
     np.testing.assert_array_equal(out.state[:, :4], state)  # the dataset's own features first
-    np.testing.assert_array_equal(out.state[1:, 4:], action[:-1])
-    np.testing.assert_array_equal(out.state[0, 4:], np.r_[state[0, :3], -1.0])
+    start = np.r_[state[0, :3], -1.0]
+    want = [start, start, action[1], action[1], down, down]  # the last command before each jump
+    np.testing.assert_allclose(out.state[:, 4:], np.array(want, np.float32))
     short = EpisodeData(source="test", index=1, images={"scene": np.zeros((t, 8, 8, 3), np.uint8)},
                         state=state[:, :2], action=action, instruction="reach")  # fmt: skip
     with pytest.raises(DatasetError, match="previous_action needs the grasp position"):
