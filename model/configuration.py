@@ -67,6 +67,9 @@ class ModelConfig:
     ast_heads: int = 3
     ast_mlp_dim: int = 256
     audio_patch_keep: float = 1.0
+    # The AST's patches embedded by stride-2 convolutions (model/encoders.py ConvStem) instead of a
+    # linear map: as for images, for a from-scratch encoder that must hear "red" in minutes.
+    audio_conv_stem: bool = False
 
     # History (video / audio history) through a perceiver resampler with scaled cosine attention.
     resampler_layers: int = 2
@@ -88,6 +91,9 @@ class ModelConfig:
     pointer_sigma: float = 0.25  # Gaussian width in patches
     pointer_words: bool = False  # the pointer's query also reads the example's words (model/pointer.py)
     pointer_word_heads: int = 1  # heads of that word attention (a colour and a shape word at once)
+    # Its keys also read the encoder output at each word (model/pointer.py), so that the query can
+    # tell the object to pick up from the place to put it ("the cyan cube on the blue cube").
+    pointer_word_context: bool = False
     # Weight of the pointer's patch loss (model/pointer.py): where a target token is an image point
     # (a point's or box corner's location tokens, a camera-frame waypoint's pixel), the pointer's
     # attention is also scored on the patch around that point, not only through the 1D bins.

@@ -59,7 +59,7 @@ class UnifiedIO(nn.Module):
         )  # fmt: skip
         self.ast = PatchEncoder(
             1, c.audio_patch_size, c.ast_dim, c.ast_layers, c.ast_heads, c.ast_mlp_dim, d, eps, c.rope_base,
-            grid=c.audio_grid if absolute else None,
+            grid=c.audio_grid if absolute else None, conv_stem=c.audio_conv_stem,
         )  # fmt: skip
         self.image_resampler = PerceiverResampler(
             2 * c.vit_dim,
@@ -93,7 +93,14 @@ class UnifiedIO(nn.Module):
         )
         self.decoder_norm = RMSNorm(d, eps)
         self.pointer = (
-            PointerReadout(d, c.pointer_dim, c.pointer_sigma, c.pointer_words, c.pointer_word_heads)
+            PointerReadout(
+                d,
+                c.pointer_dim,
+                c.pointer_sigma,
+                c.pointer_words,
+                c.pointer_word_heads,
+                c.pointer_word_context,
+            )
             if c.pointer_readout
             else None
         )

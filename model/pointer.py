@@ -52,7 +52,13 @@ class PointerContext(NamedTuple):
 
 class PointerReadout(nn.Module):
     def __init__(
-        self, d_model: int, dim: int = 64, sigma: float = 0.25, words: bool = False, word_heads: int = 1
+        self,
+        d_model: int,
+        dim: int = 64,
+        sigma: float = 0.25,
+        words: bool = False,
+        word_heads: int = 1,
+        word_context: bool = False,
     ):
         super().__init__()
         self.q = nn.Linear(d_model, dim, bias=False)
@@ -70,6 +76,10 @@ class PointerReadout(nn.Module):
             self.word_q = nn.Linear(d_model, dim, bias=False)
             self.word_k = nn.Linear(d_model, dim, bias=False)
             self.word_v = nn.Linear(d_model, dim, bias=False)
+        # Keys that also see each word in its sentence (``word_context``): see ``prepare``.
+        self.word_context = words and word_context
+        if self.word_context:
+            self.word_k_context = nn.Linear(d_model, dim, bias=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -89,6 +99,8 @@ class PointerReadout(nn.Module):
             nn.init.normal_(self.word_q.weight, std=0.02)
             nn.init.normal_(self.word_k.weight, std=0.02)
             nn.init.normal_(self.word_v.weight, std=self.word_v.in_features**-0.5)
+        if self.word_context:
+            nn.init.zeros_(self.word_k_context.weight)  # starts as the bag of words, learns the order
 
     def prepare(
         self,
@@ -111,7 +123,15 @@ class PointerReadout(nn.Module):
             word_keys = word_values = None
             if self.words:
                 w = x if words is None else words.float()
-                word_keys = self.word_k(w) / (self.q.out_features // self.word_heads) ** 0.5
+                word_keys = self.word_k(w)
+                if self.word_context:
+                    # A word's own embedding says what it is, not what it belongs to: in "stack the
+                    # cyan cube on the blue cube" the bag {cyan, blue, cube, cube} cannot say which
+                    # cube to pick up first. The encoder output at the word has read the sentence, so
+                    # keys from it can pick "the first noun phrase's colour" while the values stay
+                    # the words themselves.
+                    word_keys = word_keys + self.word_k_context(x)
+                word_keys = word_keys / (self.q.out_features // self.word_heads) ** 0.5
                 word_values = self.word_v(w)
         return PointerContext(keys, centres, is_image, is_words, word_keys, word_values)
 

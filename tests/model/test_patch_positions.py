@@ -51,3 +51,12 @@ def test_conv_stem_gives_one_token_per_patch_and_refuses_odd_sizes():
         ConvStem(3, 6, 16)
     with pytest.raises(ValueError, match="multiple of the patch size 8"):
         enc(torch.rand(1, 3, 60, 60))
+
+
+def test_conv_stem_embeds_spectrograms_for_the_audio_encoder():
+    # ModelConfig.audio_conv_stem: (N, mels, frames) log-mels, one channel, 16 x 16 patches.
+    torch.manual_seed(0)
+    enc = PatchEncoder(1, 16, 16, 3, 2, 32, 24, grid=(8, 16), conv_stem=True).eval()
+    with torch.no_grad():
+        out = enc(torch.randn(2, 128, 256))
+    assert out.shape == (2, 8 * 16, 24) and torch.isfinite(out).all()
