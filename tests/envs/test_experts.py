@@ -80,13 +80,13 @@ def test_dart_noise_records_the_expert_action_but_executes_a_perturbed_one():
     env.close()
 
 
-@pytest.mark.parametrize("task", ["reach", "pick_place", "stack", "drawer", "button"])
+@pytest.mark.parametrize("task", ["reach", "push", "pick_place", "stack", "drawer", "button"])
 def test_the_policy_counts_a_waypoint_reached_where_the_expert_moved_on(task):
     # A previous_action policy is told the last waypoint reached: in training where the expert moved
     # on (training/keyframes.py), in closed loop where its executor sees the hand get there
     # (WaypointProgress). Replayed over the expert's own episodes the two must agree, or the policy
     # meets states no demonstration had: with via-points passed 3 cm early they agreed on 39-69% of
-    # frames, and the demo's policy failed every pick-and-place and stack. (Push re-aims every step.)
+    # frames, and the demo's policy failed every pick-and-place and stack.
     from agent.action_processing import WaypointProgress
     from model.example import previous_command
     from training.keyframes import previous_waypoints
