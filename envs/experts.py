@@ -2,17 +2,17 @@
 
 Each expert reads the true scene (``env.unwrapped.scene``) and the episode's target, and moves the
 grasp point towards the current waypoint with a saturated proportional law; a phase ends when its
-waypoint is reached, within REACHED, and held for its ``hold`` steps. One tolerance for every
-waypoint, the one a cloned policy's executor uses (agent/action_processing.py WaypointProgress):
-a ``previous_action`` policy is told which waypoint it reached last, and training marks a waypoint
-reached where the expert moves on. Where the two disagree the policy sees states no demonstration
-had: with via-points passed 3 cm early, a policy that went all the way to the lift point still
-"had not left the grasp" and wandered off (measured: pick-and-place and stack 0%; the executor's
-record agreed with the labels' on 39-69% of the expert's own frames, 90-100% now).
-``act`` answers in the env's control mode: the velocity in ``velocity`` mode, the waypoint itself
-([x, y, z, gripper], which the env's controller follows with the same law) in ``waypoint`` mode;
-``extras`` holds the other one, recorded beside the action (envs/rollout.py). ``get_expert(env)``
-also serves the Meta-World and Fetch adapters.
+waypoint is reached. A waypoint is reached within its tolerance: a tight one where something happens
+(GRASP for grasping, RELEASE over a bin, REACHED for pressing and placing), VIA for the points the
+hand only passes (above an object, at carrying height). The loose via-point tolerance is for the policies cloned from these labels: a policy that
+reaches its own estimate of a via-point (a centimetre or two off) and sees only the hand's position
+cannot tell "still approaching" from "arrived", and with a sharp switch the labels there say "keep
+going to the via-point", so the cloned policy stops at it for good (measured: every failed episode of
+the demo's policy ended with the hand at rest on its own command). Within VIA of a via-point the
+labels already name the next waypoint. ``act`` answers in the env's control mode: the velocity in ``velocity`` mode,
+the waypoint itself ([x, y, z, gripper], which the env's controller follows with the same law) in
+``waypoint`` mode; ``extras`` holds the other one, recorded beside the action
+(envs/rollout.py). ``get_expert(env)`` also serves the Meta-World and Fetch adapters.
 """
 
 from __future__ import annotations
@@ -25,16 +25,20 @@ from envs.scene import CUBE_HALF
 
 HOVER = 0.08  # height above a grasp point to approach from (m)
 CARRY = 0.12  # carrying height above the table (m)
-REACHED = 0.006  # a waypoint is reached within this (m): PolicyConfig.reach_tolerance's default
+REACHED = 0.006  # tolerance of a waypoint where something happens (m)
+VIA = 0.03  # tolerance of a via-point: above the policy's pointing error (1-2 cm), below a cube's width
+GRASP = 0.012  # grasp / release points: closing 1.2 cm off centre still holds a 4 cm cube
+RELEASE = 0.025  # letting go over a bin: anywhere within 2.5 cm of its centre drops inside (4.2 cm)
 
 
 class Waypoint(NamedTuple):
-    """A goal for the grasp point (or a function giving it), the gripper command, and how many steps to
-    hold it once reached."""
+    """A goal for the grasp point (or a function giving it), the gripper command, how many steps to hold
+    it once reached, and within what distance it counts as reached."""
 
     goal: Any
     close: bool
     hold: int = 0
+    tol: float = REACHED
 
 
 class TabletopExpert:
@@ -72,8 +76,8 @@ class TabletopExpert:
             w = self._waypoint
             goal = w.goal() if callable(w.goal) else w.goal
             err = goal - self.scene.grasp_pos()
-            if np.linalg.norm(err) > REACHED or self._hold < w.hold:
-                if np.linalg.norm(err) <= REACHED:
+            if np.linalg.norm(err) > w.tol or self._hold < w.hold:
+                if np.linalg.norm(err) <= w.tol:
                     self._hold += 1
                 return self._action(err, w.close)
             self._hold = 0
@@ -98,17 +102,17 @@ class TabletopExpert:
 
     def _pick(self, body):
         p = self.scene.grasp_point(body)
-        yield Waypoint(self._above(p), False)
-        yield Waypoint(p, False)
+        yield Waypoint(self._above(p), False, tol=VIA)
+        yield Waypoint(p, False, tol=GRASP)
         yield Waypoint(p, True, 2)
-        yield Waypoint(self._above(p, CARRY), True)
+        yield Waypoint(self._above(p, CARRY), True, tol=VIA)
 
 
 class ReachExpert(TabletopExpert):
     def plan(self):
         body = self.target["object"]
         p = self.scene.grasp_point(body)
-        yield Waypoint(self._above(p, 0.05), False)
+        yield Waypoint(self._above(p, 0.05), False, tol=VIA)
         yield Waypoint(lambda: self.scene.grasp_point(body), False, 5)
 
 
@@ -116,8 +120,8 @@ class PickPlaceExpert(TabletopExpert):
     def plan(self):
         yield from self._pick(self.target["object"])
         c = self.scene.body_pos(self.target["container"])
-        yield Waypoint(np.array([c[0], c[1], CARRY]), True)
-        yield Waypoint(np.array([c[0], c[1], 0.07]), True)
+        yield Waypoint(np.array([c[0], c[1], CARRY]), True, tol=VIA)
+        yield Waypoint(np.array([c[0], c[1], 0.07]), True, tol=RELEASE)
         yield Waypoint(np.array([c[0], c[1], 0.07]), False, 3)
         yield Waypoint(np.array([c[0], c[1], CARRY]), False, 20)
 
@@ -127,33 +131,24 @@ class StackExpert(TabletopExpert):
         yield from self._pick(self.target["top"])
         b = self.scene.body_pos(self.target["bottom"])
         place = np.array([b[0], b[1], b[2] + 2 * CUBE_HALF + 0.004])
-        yield Waypoint(np.array([b[0], b[1], CARRY]), True)
-        yield Waypoint(place, True)  # no wait before letting go: see DrawerExpert
+        yield Waypoint(np.array([b[0], b[1], CARRY]), True, tol=VIA)
+        yield Waypoint(place, True, tol=GRASP)  # no wait before letting go: see DrawerExpert
         yield Waypoint(place, False, 2)
         yield Waypoint(np.array([b[0], b[1], CARRY]), False, 20)
 
 
 class DrawerExpert(TabletopExpert):
-    STROKE = 0.03  # m: the longest move of the handle between two waypoints
-
     def plan(self):
         h = self.scene.grasp_point("drawer")
-        yield Waypoint(self._above(h, 0.05), False)
-        yield Waypoint(h, False)
+        yield Waypoint(self._above(h, 0.05), False, tol=VIA)
+        yield Waypoint(h, False, tol=GRASP)
         yield Waypoint(h, True, 2)
         goal_q = 0.14 if self.target["open"] else 0.0
         shift = goal_q - self.scene.drawer_qpos()  # the drawer slides along -y as it opens
-        # The stroke in steps of at most STROKE: a policy writes each waypoint as a point in the
-        # camera image, and its pointer finds a point a few pixels from what it looks at (the handle
-        # in the hand) far sooner than one 5-9 cm of featureless drawer away, which way depending on
-        # one word (measured: the demo's policy pulled a drawer it was told to close about half the
-        # time, with text and speech alike).
-        n = max(1, int(np.ceil(abs(shift) / self.STROKE)))
-        for k in range(1, n + 1):
-            end = h + np.array([0.0, -shift * k / n, 0.0])
-            # No wait at the end before letting go: the frames of a wait look the same as the frame
-            # that lets go (the gripper closed, the hand still), so a cloned policy would have to count.
-            yield Waypoint(end, True)
+        end = h + np.array([0.0, -shift, 0.0])
+        # No wait at the end before letting go: the frames of a wait look the same as the frame that
+        # lets go (the gripper still closed, the hand still), so a cloned policy would have to count.
+        yield Waypoint(end, True, tol=GRASP)
         yield Waypoint(end, False, 2)
         yield Waypoint(end + np.array([0, 0, 0.06]), False, 20)
 
@@ -163,40 +158,45 @@ class ButtonExpert(TabletopExpert):
         cap = self.scene.body_pos(self.target["button"] + "_cap")
         top = cap[2] + 0.008
         # Closed fingers reach 0.015 m below the grasp point; press them 0.012 m into the cap.
-        yield Waypoint(np.array([cap[0], cap[1], top + 0.06]), True)
+        yield Waypoint(np.array([cap[0], cap[1], top + 0.06]), True, tol=VIA)
         yield Waypoint(np.array([cap[0], cap[1], top + 0.015 - 0.012]), True, 5)
         yield Waypoint(np.array([cap[0], cap[1], top + 0.06]), True, 20)
 
 
 class PushExpert(TabletopExpert):
-    """Pushes from behind the object along the line to the pad: above the point behind it, down to
-    it, on to where the hand is when the cube is on the pad, and up; if the cube is not there yet
-    (it slid off the line), again from where it lies. Waypoints, not a re-aim every step: a policy
-    is told which one it reached (training/keyframes.py), and a target that moves with the hand
-    has no "reached" (the reactive push agreed with the policy's record on 41% of frames)."""
+    """Pushes from behind the object along the line to the pad, re-approaching when it drifts off line."""
 
-    BEHIND = CUBE_HALF + 0.012  # grasp point distance behind the cube centre in contact, fingers closed
-    GAP = 0.015  # where the push starts: this much further back
+    BEHIND = CUBE_HALF + 0.012  # grasp point distance behind the cube centre, fingers closed
     LOW = 0.02
-    DONE = 0.015  # cube centre within this of the pad's: no more pushes
+    APPROACH = 0.015  # within this of the point behind the cube (xy), descend to it: a via-point
 
-    def plan(self):
+    def act(self, obs=None) -> np.ndarray:
         s = self.scene
-        while True:
-            obj = s.body_pos(self.target["object"])[:2]
-            goal = s.body_pos(self.target["place"])[:2]
-            dist = float(np.linalg.norm(goal - obj))
-            if dist < self.DONE:
-                break
-            d = (goal - obj) / dist
-            start = obj - d * (self.BEHIND + self.GAP)
-            end = goal - d * self.BEHIND  # the hand here puts the cube's centre on the pad's
-            yield Waypoint(np.r_[start, 0.07], True)
-            yield Waypoint(np.r_[start, self.LOW], True)
-            yield Waypoint(np.r_[end, self.LOW], True)
-            yield Waypoint(np.r_[end, 0.07], True)  # up before any new approach: not to sweep the cube
+        obj = s.body_pos(self.target["object"])[:2]
+        goal = s.body_pos(self.target["place"])[:2]
+        to_goal = goal - obj
+        dist = np.linalg.norm(to_goal)
         hand = s.grasp_pos()
-        yield Waypoint(np.r_[hand[:2], CARRY], True, 20)
+        if dist < 0.015:  # there: back off upwards
+            return self._action(np.array([0, 0, CARRY]) - np.r_[0, 0, hand[2]] * np.r_[0, 0, 1], True)
+        d = to_goal / dist
+        behind = obj - d * (self.BEHIND + 0.015)
+        rel = hand[:2] - obj
+        along = rel @ d  # negative: behind the object
+        lateral = rel - along * d
+        on_line = np.linalg.norm(lateral) < 0.012 and -self.BEHIND - 0.03 < along < -self.BEHIND + 0.012
+        if hand[2] > self.LOW + 0.01 or not on_line:
+            if not on_line and hand[2] < 0.06 and np.linalg.norm(hand[:2] - behind) > 0.01:
+                # off the line while low: rise before moving sideways, so as not to sweep the cube
+                return self._action(np.array([0, 0, 0.07 - hand[2]]), True)
+            if np.linalg.norm(hand[:2] - behind) > self.APPROACH:
+                return self._action(np.r_[behind - hand[:2], max(0.07, self.LOW) - hand[2]], True)
+            return self._action(np.r_[behind - hand[:2], self.LOW - hand[2]], True)
+        # On the line and low: push, steering back onto the line. The waypoint is where the hand ends
+        # when the cube is on the pad (the hand moved by the cube's remaining way), not a step ahead of
+        # the hand: a label a centimetre from the hand is one a cloned policy rounds to "stay".
+        target = hand[:2] + to_goal - lateral * 0.5
+        return self._action(np.r_[target - hand[:2], self.LOW - hand[2]], True)
 
 
 EXPERTS = {

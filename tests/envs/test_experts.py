@@ -80,27 +80,25 @@ def test_dart_noise_records_the_expert_action_but_executes_a_perturbed_one():
     env.close()
 
 
-@pytest.mark.parametrize("task", ["reach", "push", "pick_place", "stack", "drawer", "button"])
-def test_the_policy_counts_a_waypoint_reached_where_the_expert_moved_on(task):
-    # A previous_action policy is told the last waypoint reached: in training where the expert moved
-    # on (training/keyframes.py), in closed loop where its executor sees the hand get there
-    # (WaypointProgress). Replayed over the expert's own episodes the two must agree, or the policy
-    # meets states no demonstration had: with via-points passed 3 cm early they agreed on 39-69% of
-    # frames, and the demo's policy failed every pick-and-place and stack.
-    from agent.action_processing import WaypointProgress
-    from model.example import previous_command
-    from training.keyframes import previous_waypoints
+@pytest.mark.parametrize("task", ["reach", "pick_place", "button"])
+def test_labels_near_the_approach_via_point_already_name_the_next_waypoint(task):
+    # A policy cloned from these labels stops where it believes the approach point is (a centimetre or
+    # two off) and sees no velocity: if the labels there still said "go to the approach point", it
+    # would hover there for good (every failed episode of the demo's policy did). Within VIA of it the
+    # label must be the next waypoint: the grasp, the touch, the press, not the approach point itself.
+    from envs.experts import VIA
 
     env = TabletopEnv(task, image_size=16, cameras=("scene",), control="waypoint")
-    agree = []
+    near = 0
     for seed in SEEDS:
         ep = record_episode(env, get_expert(env), seed=seed, annotate=False, action_noise=0.3)
-        first = previous_command(ep.state[0], ep.action.shape[1])
-        marked = previous_waypoints(ep.action, first)
-        progress = WaypointProgress()
-        progress.reset(first)
-        for hand, label, want in zip(ep.state[:, :3], ep.action, marked):
-            agree.append(np.allclose(progress.observe(hand), want))
-            progress.commanded(label)
+        first = ep.action[0, :3]  # the approach point: above the object / button
+        # The approach and the waypoint after it (later ones, as the lift, may pass the same place).
+        changes = np.flatnonzero(np.any(ep.action[1:] != ep.action[:-1], axis=1)) + 1
+        end = changes[1] if len(changes) > 1 else len(ep)
+        for hand, label in zip(ep.state[:end, :3], ep.action[:end, :3]):
+            if np.linalg.norm(hand - first) <= VIA:
+                near += 1
+                assert np.linalg.norm(label - first) > 0.02, (seed, hand, label, first)
     env.close()
-    assert np.mean(agree) > 0.85, np.mean(agree)
+    assert near > 0  # the hand did pass the approach point

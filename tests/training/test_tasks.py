@@ -293,18 +293,6 @@ def test_distance_weighted_action_frames_favour_frames_away_from_the_waypoint():
     assert (drawn >= 10).any()  # frames at the waypoint still count (the 2 cm floor)
 
 
-def test_distance_weighted_action_frames_draw_the_gripper_changes_too():
-    # Closing the gripper happens at the waypoint: by distance alone drawn at the 2 cm floor.
-    ep = _waypoint_episode()
-    ep.action[30:, 3] = 1.0  # the hand closes at frame 30, where it already is
-    rng = np.random.default_rng(0)
-    distance = TaskContext(history=0, chunk_size=1, action_frames="distance")
-    drawn = np.array([FAMILIES["action"].make(ep, 25, rng, distance).meta["frame"] for _ in range(3000)])
-    # Frames 30 and 31 weigh as much as a frame 10 cm away: about 1 in 10 draws, not 1 in 50.
-    assert 0.06 < np.isin(drawn, [30, 31]).mean() < 0.2
-    assert (drawn < 10).mean() > 0.5
-
-
 def test_distance_weighted_action_frames_need_a_position_and_a_waypoint():
     ep = _waypoint_episode()
     ep.state = ep.state[:, :2]

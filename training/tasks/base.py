@@ -60,20 +60,14 @@ def meta(ep: EpisodeData, t: int, task: str, **extra) -> dict:
 
 
 WAYPOINT_DISTANCE_FLOOR = 0.02  # m: frames at their waypoint still count, as much as one 2 cm away
-# m: the frames where the gripper command changes (and the one after) count as a frame this far from
-# its waypoint. Closing on a cube or a handle happens where the hand already is, so by distance
-# alone those decisions were drawn at the floor: about 2 frames an episode, and the demo's policy
-# held the drawer's handle with an open hand for good (drawer 0/20).
-GRIPPER_CHANGE_DISTANCE = 0.1
 
 
 def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> int:
     """The frame an action example is made from: ``t`` as drawn ("uniform"), or ("distance") a frame
     drawn in proportion to how far the grasp point (state[:3]) still is from its waypoint label
-    (action[:3]), at least WAYPOINT_DISTANCE_FLOOR, and GRIPPER_CHANGE_DISTANCE where the gripper
-    command (action[3]) changes. Along a demonstration the hand closes in on each waypoint and waits
-    there, so on most frames the label is where the hand already is; weighting by distance makes the
-    frames where the waypoint must be found in the scene, or the gripper closed, the common ones."""
+    (action[:3]), at least WAYPOINT_DISTANCE_FLOOR. Along a demonstration the hand closes in on each
+    waypoint and waits there, so on most frames the label is where the hand already is; weighting by
+    distance makes the frames where the waypoint must be found in the scene the common ones."""
     if ctx.action_frames == "uniform":
         return t
     if ctx.action_frames != "distance":
@@ -87,11 +81,6 @@ def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
             )
         d = np.linalg.norm(ep.state[:, :3] - ep.action[:, :3], axis=-1)
         w = np.maximum(d, WAYPOINT_DISTANCE_FLOOR)
-        if ep.action.shape[-1] > 3:
-            closed = ep.action[:, 3] > 0
-            change = np.r_[False, closed[1:] != closed[:-1]]
-            change[1:] |= change[:-1]  # and the frame after: a gripper change is held a few steps
-            w[change] = np.maximum(w[change], GRIPPER_CHANGE_DISTANCE)
         p = ep.meta["_frame_p_distance"] = w / w.sum()
     return int(rng.choice(len(p), p=p))
 
