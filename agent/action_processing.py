@@ -16,6 +16,8 @@ from collections import deque
 
 import numpy as np
 
+from model.example import new_waypoint
+
 
 def make_safe(
     action: np.ndarray, low: np.ndarray, high: np.ndarray, fallback: np.ndarray
@@ -93,18 +95,28 @@ class WaypointProgress:
     A command counts as reached once the hand is within ``tolerance`` of it, or has stopped (moved
     under ``STILL`` in a step) within ``STALL_RADIUS`` of it: a grasp point a little inside the cube
     or a press into a button is as far as the hand will go. A gripper change counts once it has
-    been commanded for ``gripper_steps`` steps (the fingers take that long to close or open)."""
+    been commanded for ``gripper_steps`` steps (the fingers take that long to close or open).
+
+    With ``switch_radius``, a command also counts as reached when the next one starts a new waypoint
+    (``new_waypoint``) while the hand is within ``switch_radius`` of it: the policy moving on, as a
+    demonstrator moving on marks a waypoint in training. A demonstrator moves on within its
+    tolerance of a waypoint (up to 3 cm for the experts' via-points), and a policy cloned from it
+    does the same; by hand position alone such a waypoint was never reached, so the record stayed
+    on the waypoint before, a stage the policy had left (a pick-and-place policy lifted the cube and
+    wandered with it). The radius keeps a jump far from the hand from counting."""
 
     STILL = 0.001  # m a step
     STALL_RADIUS = 0.03  # m
 
-    def __init__(self, tolerance: float = 0.006, gripper_steps: int = 3):
-        if tolerance <= 0 or gripper_steps < 1:
+    def __init__(self, tolerance: float = 0.006, gripper_steps: int = 3, switch_radius: float | None = None):
+        if tolerance <= 0 or gripper_steps < 1 or (switch_radius is not None and switch_radius <= 0):
             raise ValueError(
-                f"reach tolerance must be > 0 and gripper_steps >= 1, got {tolerance} and {gripper_steps}"
+                f"reach tolerance and switch_radius must be > 0 and gripper_steps >= 1, got {tolerance}, "
+                f"{switch_radius} and {gripper_steps}"
             )
         self.tolerance = tolerance
         self.gripper_steps = gripper_steps
+        self.switch_radius = switch_radius
         self.reset()
 
     def reset(self, start: np.ndarray | None = None) -> None:
@@ -132,6 +144,14 @@ class WaypointProgress:
     def commanded(self, action: np.ndarray) -> None:
         """The robot was given ``action`` (x, y, z, gripper, ...) this step."""
         action = np.asarray(action, np.float32)
+        if (
+            self.switch_radius is not None
+            and self.command is not None
+            and self.hand is not None
+            and new_waypoint(self.command, action)
+            and float(np.linalg.norm(self.hand - self.command[:3])) <= self.switch_radius
+        ):
+            self.reached = self.command.copy()
         same_grip = self.command is not None and len(action) > 3 and (action[3] > 0) == (self.command[3] > 0)
         self.held = self.held + 1 if same_grip else 1
         self.command = action.copy()

@@ -247,6 +247,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--n-action-steps", type=int, default=None, help="receding horizon (default: whole chunk)"
     )
     parser.add_argument("--temporal-ensemble", action="store_true", help="ACT temporal ensembling")
+    parser.add_argument(
+        "--switch-radius",
+        type=float,
+        default=None,
+        help="waypoint policies: a command counts as reached when the next leaves it this near (m)",
+    )
     parser.add_argument("--out", default="runs/eval")
 
 
@@ -268,6 +274,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"temporal_ensemble": args.temporal_ensemble}
     if args.n_action_steps is not None:
         overrides["n_action_steps"] = args.n_action_steps
+    if args.switch_radius is not None:
+        overrides["switch_radius"] = args.switch_radius
     if args.remote:
         from agent.client import PolicyClient
 

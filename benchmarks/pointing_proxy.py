@@ -230,15 +230,15 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def build_model(train, args):
-    """The preset + overrides, a text BPE trained on the examples' text (training/build.py), a fresh model."""
+def build_model(train, args, defaults: dict = DEFAULT_OVERRIDES):
+    """The preset + ``defaults`` + overrides, a text BPE trained on the examples' text (training/build.py), a fresh model."""
     from model.configuration import ModelConfig
     from model.modeling import UnifiedIO
     from model.processor import Processor
     from model.tokenizers.actions import ActionStats
     from training.build import text_corpus, train_text_tokenizer
 
-    overrides = {**DEFAULT_OVERRIDES, **parse_overrides(args.override)}
+    overrides = {**defaults, **parse_overrides(args.override)}
     if args.write == "action":
         overrides.setdefault("action_chunk_size", 1)
     try:

@@ -101,11 +101,14 @@ class TabletopExpert:
         return np.array([xyz[0], xyz[1], max(xyz[2] + height, CARRY)])
 
     def _pick(self, body):
+        """Approach, grasp, close. No lift straight up after it: the next waypoint (over the
+        destination, at carrying height) raises the object on the way. "Above where the cube was" is
+        a point the held cube rises through, and a policy that points at what it sees aimed at the
+        cube in its hand and chased it about the table (the demo's pick-and-place: 0 of 20)."""
         p = self.scene.grasp_point(body)
         yield Waypoint(self._above(p), False, tol=VIA)
         yield Waypoint(p, False, tol=GRASP)
         yield Waypoint(p, True, 2)
-        yield Waypoint(self._above(p, CARRY), True, tol=VIA)
 
 
 class ReachExpert(TabletopExpert):

@@ -62,6 +62,10 @@ class ModelConfig:
     audio_mels: int = 128
     audio_frames: int = 256
     audio_patch_size: int = 16
+    # The time extent of an AST patch (frames); None: audio_patch_size (square patches, UIO-2's AST).
+    # The mel extent stays audio_patch_size: with 128 x 2 each patch is one time slice of the whole
+    # spectrum, as speech front ends read it (benchmarks/speech_proxy.py measures which hears faster).
+    audio_patch_frames: int | None = None
     ast_dim: int = 96
     ast_layers: int = 3
     ast_heads: int = 3
@@ -94,6 +98,10 @@ class ModelConfig:
     # Its keys also read the encoder output at each word (model/pointer.py), so that the query can
     # tell the object to pick up from the place to put it ("the cyan cube on the blue cube").
     pointer_word_context: bool = False
+    # The decoder state shifts where the pointer's patches point (model/pointer.py, ``shift``): a
+    # waypoint a few centimetres from what can be seen (the end of a drawer's stroke, in front of
+    # its handle) is "the handle, moved", where attention alone must land on a bare patch.
+    pointer_shift: bool = False
     # Weight of the pointer's patch loss (model/pointer.py): where a target token is an image point
     # (a point's or box corner's location tokens, a camera-frame waypoint's pixel), the pointer's
     # attention is also scored on the patch around that point, not only through the 1D bins.
@@ -126,11 +134,14 @@ class ModelConfig:
             raise ValueError(
                 f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}"
             )
-        if self.audio_mels % self.audio_patch_size or self.audio_frames % self.audio_patch_size:
+        ph, pw = self.audio_patch
+        if ph < 1 or pw < 1 or self.audio_mels % ph or self.audio_frames % pw:
             raise ValueError(
-                f"audio ({self.audio_mels} mels x {self.audio_frames} frames) must be a multiple of "
-                f"audio_patch_size {self.audio_patch_size}"
+                f"audio ({self.audio_mels} mels x {self.audio_frames} frames) must be a multiple of the "
+                f"audio patch ({ph} mels = audio_patch_size x {pw} frames = audio_patch_frames)"
             )
+        if self.audio_conv_stem and ph != pw:
+            raise ValueError(f"audio_conv_stem needs square audio patches, got {ph} x {pw}")
         for name in ("vit_layers", "ast_layers"):
             if getattr(self, name) < 3:
                 raise ValueError(
@@ -165,9 +176,15 @@ class ModelConfig:
         return self.image_size // self.patch_size
 
     @property
+    def audio_patch(self) -> tuple[int, int]:
+        """(mel bins, frames) of an AST patch."""
+        return self.audio_patch_size, self.audio_patch_frames or self.audio_patch_size
+
+    @property
     def audio_grid(self) -> tuple[int, int]:
         """(rows over mel bins, columns over time) of the AST patch grid."""
-        return self.audio_mels // self.audio_patch_size, self.audio_frames // self.audio_patch_size
+        ph, pw = self.audio_patch
+        return self.audio_mels // ph, self.audio_frames // pw
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> ModelConfig:

@@ -57,7 +57,7 @@ class PatchEncoder(nn.Module):
     def __init__(
         self,
         in_channels: int,
-        patch: int,
+        patch: int | tuple[int, int],
         dim: int,
         layers: int,
         heads: int,
@@ -71,11 +71,12 @@ class PatchEncoder(nn.Module):
         super().__init__()
         if layers < 3:
             raise ValueError(f"a patch encoder needs >= 3 layers (2nd + penultimate features), got {layers}")
-        self.patch, self.heads, self.rope_base = patch, heads, rope_base
+        ph, pw = (patch, patch) if isinstance(patch, int) else tuple(patch)  # (rows, columns)
+        if conv_stem and ph != pw:
+            raise ValueError(f"a convolutional stem needs square patches, got {ph}x{pw}")
+        self.patch, self.heads, self.rope_base = (ph, pw), heads, rope_base
         self.embed = (
-            ConvStem(in_channels, patch, dim)
-            if conv_stem
-            else nn.Linear(in_channels * patch * patch, dim, bias=False)
+            ConvStem(in_channels, ph, dim) if conv_stem else nn.Linear(in_channels * ph * pw, dim, bias=False)
         )
         # (rows, columns) of the patch grid this encoder is built for; None: RoPE only.
         self.grid = tuple(grid) if grid is not None else None
@@ -94,11 +95,11 @@ class PatchEncoder(nn.Module):
         if x.ndim == 3:  # spectrograms: one channel
             x = x[:, None]
         n, c, h, w = x.shape
-        p = self.patch
-        if h % p or w % p:
-            raise ValueError(f"input {h}x{w} must be a multiple of the patch size {p}")
-        gh, gw = h // p, w // p
-        x = x.reshape(n, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(n, gh * gw, c * p * p)
+        ph, pw = self.patch
+        if h % ph or w % pw:
+            raise ValueError(f"input {h}x{w} must be a multiple of the patch size {ph}x{pw}")
+        gh, gw = h // ph, w // pw
+        x = x.reshape(n, c, gh, ph, gw, pw).permute(0, 2, 4, 1, 3, 5).reshape(n, gh * gw, c * ph * pw)
         return x, gh, gw
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -104,6 +104,19 @@ def previous_command(state: np.ndarray, action_dim: int, position_dims=(0, 1, 2)
     return out
 
 
+WAYPOINT_JUMP = 0.01  # m: a waypoint command that moves further than this is a new waypoint
+
+
+def new_waypoint(before: np.ndarray, after: np.ndarray, jump: float = WAYPOINT_JUMP) -> bool:
+    """Whether the command ``after`` starts a new waypoint after ``before`` ([x, y, z, gripper, ...]):
+    it moved by more than ``jump`` metres or flipped the gripper. How a demonstration is cut into
+    waypoints (training's ``previous_waypoints``) and how a policy follows its own (``WaypointProgress``)."""
+    before, after = np.asarray(before), np.asarray(after)
+    if np.linalg.norm(after[:3] - before[:3]) > jump:
+        return True
+    return len(after) > 3 and len(before) > 3 and (after[3] > 0) != (before[3] > 0)
+
+
 def select_state(state: np.ndarray, dims) -> np.ndarray:
     """``state[dims]`` (all of it when ``dims`` is None), with an error naming a dim the state lacks."""
     state = np.asarray(state, np.float32)

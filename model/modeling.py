@@ -58,7 +58,7 @@ class UnifiedIO(nn.Module):
             grid=(c.image_grid, c.image_grid) if absolute else None, conv_stem=c.image_conv_stem,
         )  # fmt: skip
         self.ast = PatchEncoder(
-            1, c.audio_patch_size, c.ast_dim, c.ast_layers, c.ast_heads, c.ast_mlp_dim, d, eps, c.rope_base,
+            1, c.audio_patch, c.ast_dim, c.ast_layers, c.ast_heads, c.ast_mlp_dim, d, eps, c.rope_base,
             grid=c.audio_grid if absolute else None, conv_stem=c.audio_conv_stem,
         )  # fmt: skip
         self.image_resampler = PerceiverResampler(
@@ -100,6 +100,7 @@ class UnifiedIO(nn.Module):
                 c.pointer_words,
                 c.pointer_word_heads,
                 c.pointer_word_context,
+                c.pointer_shift,
             )
             if c.pointer_readout
             else None

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from model.example import previous_command
+from model.example import WAYPOINT_JUMP, new_waypoint, previous_command
 from training.episodes import DatasetError
 
 
@@ -82,7 +82,7 @@ def select_action_labels(episodes: list, labels: str, position_dims=(0, 1, 2)) -
     return out
 
 
-def previous_waypoints(action: np.ndarray, first: np.ndarray, jump: float = 0.01) -> np.ndarray:
+def previous_waypoints(action: np.ndarray, first: np.ndarray, jump: float = WAYPOINT_JUMP) -> np.ndarray:
     """(T, D) float32: for each frame, the waypoint reached before the one it is labelled with.
 
     ``action`` (T, D) holds waypoint commands [x, y, z, gripper, ...], one per frame; a new waypoint
@@ -93,10 +93,8 @@ def previous_waypoints(action: np.ndarray, first: np.ndarray, jump: float = 0.01
     out = np.empty_like(action)
     prev = np.asarray(first, np.float32)
     for t in range(len(action)):
-        if t > 0:
-            moved = np.linalg.norm(action[t, :3] - action[t - 1, :3]) > jump
-            if moved or (action.shape[1] > 3 and (action[t, 3] > 0) != (action[t - 1, 3] > 0)):
-                prev = action[t - 1]
+        if t > 0 and new_waypoint(action[t - 1], action[t], jump):
+            prev = action[t - 1]
         out[t] = prev
     return out
 

@@ -88,5 +88,35 @@ def test_waypoint_progress_counts_a_command_reached_where_the_demonstrator_would
     progress.commanded(np.array([0.3, 0.0, 0.0148, 1.0], np.float32))
     progress.observe([0.1, 0.0, 0.0148])
     np.testing.assert_array_equal(progress.observe([0.1, 0.0, 0.0148]), close)
-    with pytest.raises(ValueError, match="reach tolerance must be > 0"):
+    with pytest.raises(ValueError, match="reach tolerance and switch_radius must be > 0"):
         WaypointProgress(tolerance=0.0)
+    with pytest.raises(ValueError, match="switch_radius must be > 0"):
+        WaypointProgress(switch_radius=-0.03)
+
+
+def test_waypoint_progress_counts_a_waypoint_the_policy_moved_on_from_near_it():
+    # A demonstrator moves on within 3 cm of a via-point, so its clone does: the hand 2.5 cm under
+    # the lift point when the next command (the carry point) comes. By position alone the lift was
+    # never reached and the record stays on the grasp, a stage the policy has left.
+    start = np.array([0.1, 0.0, 0.0148, 1.0], np.float32)  # the grasp, gripper closed
+    lift = np.array([0.1, 0.0, 0.14, 1.0], np.float32)
+    carry = np.array([-0.1, 0.1, 0.12, 1.0], np.float32)
+    for radius, expected in [(None, start), (0.03, lift)]:
+        progress = WaypointProgress(switch_radius=radius)
+        progress.reset(start)
+        progress.commanded(lift)
+        progress.observe([0.1, 0.0, 0.115])
+        progress.commanded(carry)
+        np.testing.assert_array_equal(progress.observe([0.09, 0.01, 0.125]), expected)
+    # A jump far from the hand (a misread, a re-plan) does not count the old command as reached.
+    progress = WaypointProgress(switch_radius=0.03)
+    progress.reset(start)
+    progress.commanded(lift)
+    progress.observe([0.1, 0.0, 0.06])
+    progress.commanded(carry)
+    np.testing.assert_array_equal(progress.observe([0.09, 0.01, 0.07]), start)
+    # Nor does a command that stays put (jitter under a centimetre).
+    progress.commanded(lift)
+    progress.observe([0.1, 0.0, 0.125])
+    progress.commanded(lift + np.array([0.004, 0.0, 0.0, 0.0], np.float32))
+    np.testing.assert_array_equal(progress.observe([0.1, 0.0, 0.126]), start)

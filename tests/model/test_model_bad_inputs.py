@@ -65,3 +65,7 @@ def test_bad_config_values_are_named():
         ModelConfig.preset("tiny", image_size=60)
     with pytest.raises(ValueError, match="image_patch_keep"):
         ModelConfig.preset("tiny", image_patch_keep=0.0)
+    with pytest.raises(ValueError, match="3 frames = audio_patch_frames"):
+        ModelConfig.preset("tiny", audio_patch_size=128, audio_patch_frames=3)
+    with pytest.raises(ValueError, match="audio_conv_stem needs square"):
+        ModelConfig.preset("tiny", audio_patch_size=128, audio_patch_frames=2, audio_conv_stem=True)

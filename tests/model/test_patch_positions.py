@@ -60,3 +60,20 @@ def test_conv_stem_embeds_spectrograms_for_the_audio_encoder():
     with torch.no_grad():
         out = enc(torch.randn(2, 128, 256))
     assert out.shape == (2, 8 * 16, 24) and torch.isfinite(out).all()
+
+
+def test_audio_patches_can_be_time_slices_of_the_whole_spectrum():
+    # ModelConfig.audio_patch_frames: 128 mels x 2 frames, a (1, 128) grid in time order.
+    from model.configuration import ModelConfig
+
+    cfg = ModelConfig.preset("tiny", audio_patch_size=128, audio_patch_frames=2)
+    assert cfg.audio_patch == (128, 2) and cfg.audio_grid == (1, 128)
+    torch.manual_seed(0)
+    enc = PatchEncoder(1, cfg.audio_patch, 16, 3, 2, 32, 24, grid=cfg.audio_grid).eval()
+    mel = torch.zeros(1, 128, 256)
+    mel[0, :, 10:12] = 1.0  # a sound in the 6th slice only (frames 10-11)
+    patches, gh, gw = enc.patchify(mel)
+    assert (gh, gw) == (1, 128) and patches.shape == (1, 128, 256)
+    assert torch.nonzero(patches.abs().sum(-1)[0]).flatten().tolist() == [5]
+    with torch.no_grad():
+        assert enc(mel).shape == (1, 128, 24)

@@ -21,7 +21,9 @@ from tests.model.conftest import make_examples
 
 @pytest.fixture()
 def pointer_config(tiny_config) -> ModelConfig:
-    return dataclasses.replace(tiny_config, pointer_readout=True, pointer_word_context=True)
+    return dataclasses.replace(
+        tiny_config, pointer_readout=True, pointer_word_context=True, pointer_shift=True
+    )
 
 
 @pytest.fixture()
@@ -150,6 +152,38 @@ def test_word_keys_in_context_tell_the_first_named_thing_from_the_second(context
         assert float(loss()) < 0.02 * spread
     else:
         assert float(loss()) > 0.2 * spread
+
+
+def test_the_decoder_state_shifts_where_the_pointer_writes():
+    """``shift``: with attention on one patch, a decoder state that asks for one patch down moves the
+    written row by one patch (the end of a drawer's stroke, "the handle, moved"); zero-initialised,
+    it starts where the patches are."""
+    from model.pointer import MAX_SHIFT
+
+    torch.manual_seed(0)
+    d, grid, bins = 8, 4, 16
+    pointer = PointerReadout(d, dim=4, shift=True)
+    enc = torch.zeros(1, grid * grid, d)
+    enc[0, 5, 0] = 1.0  # the patch at row 1, column 1 is the only one with a key
+    is_image = torch.ones(1, grid * grid, dtype=torch.bool)
+    rc = torch.stack([torch.arange(grid).repeat_interleave(grid), torch.arange(grid).repeat(grid)], -1)[None]
+    with torch.no_grad():
+        pointer.q.weight.zero_()
+        pointer.q.weight[0, 0] = 1.0
+        pointer.k.weight.zero_()
+        pointer.k.weight[0, 0] = 200.0  # attention all on that patch
+        pointer.gate.weight.zero_()
+        pointer.gate.weight[0, 0] = 50.0  # a y coordinate
+    ctx = pointer.prepare(enc, is_image, torch.zeros_like(is_image), rc, grid)
+    h = torch.zeros(1, 1, d)
+    h[0, 0, 0] = 1.0
+    allowed, select = torch.ones(1, 1, grid * grid, dtype=torch.bool), torch.ones(1, 1, dtype=torch.bool)
+    row = int(pointer.log_probs(h, ctx, allowed, select, bins, grid).argmax())
+    assert row in (bins // grid + 1, bins // grid + 2)  # patch row 1: bins 4-7, centre 5.5
+    with torch.no_grad():
+        pointer.shift.weight[0, 0] = float(np.arctanh(1.0 / MAX_SHIFT))  # one patch down
+    shifted = int(pointer.log_probs(h, ctx, allowed, select, bins, grid).argmax())
+    assert shifted == row + bins // grid
 
 
 # -- the cause, pinned: image -> position -------------------------------------------------------------
