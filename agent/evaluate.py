@@ -253,6 +253,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="waypoint policies: a command counts as reached when the next leaves it this near (m)",
     )
+    parser.add_argument(
+        "--speech-input",
+        choices=("direct", "transcribe"),
+        default=None,
+        help="a spoken instruction: the clip as the action's input, or the model's own transcript of it",
+    )
     parser.add_argument("--out", default="runs/eval")
 
 
@@ -276,6 +282,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["n_action_steps"] = args.n_action_steps
     if args.switch_radius is not None:
         overrides["switch_radius"] = args.switch_radius
+    if args.speech_input is not None:
+        overrides["speech_input"] = args.speech_input
     if args.remote:
         from agent.client import PolicyClient
 

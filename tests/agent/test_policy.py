@@ -149,6 +149,36 @@ def test_questions_about_the_view_do_not_hear_the_instruction(policy, monkeypatc
     assert seen[2].audio is not None and len(seen[2].audio) == 16000
 
 
+def test_a_transcribing_policy_acts_on_what_it_heard_as_on_typed_text(tiny_checkpoint, monkeypatch):
+    # speech_input="transcribe": the model's own speech recognition (the clip, the ASR prompt, no
+    # image, as trained) once per clip and episode, then the action call reads that transcript as
+    # it reads a typed instruction; the clip is not an input of the action call.
+    policy = Policy.from_pretrained(tiny_checkpoint, speech_input="transcribe")
+    seen = []
+
+    def fake(processor, examples, target, **kwargs):
+        seen.extend((target, e) for e in examples)
+        if target == "text":
+            return ["reach the blue ball"]
+        return np.zeros((len(examples), policy.chunk_size * policy.action_dim), np.float32)
+
+    monkeypatch.setattr(policy.model, "generate_from_examples", fake)
+    obs = observation(instruction="")
+    obs["speech"] = (0.1 * np.sin(np.linspace(0, 2000, 32000))).astype(np.float32)
+    policy.reset()
+    for _ in range(2 * policy.chunk_size):
+        policy.select_action(obs)
+    asr = [e for t, e in seen if t == "text"]
+    acts = [e for t, e in seen if t == "action"]
+    assert len(asr) == 1 and asr[0].image is None and asr[0].audio is not None
+    assert len(acts) == 2 and all(e.text == "reach the blue ball" and e.audio is None for e in acts)
+    policy.reset()  # a new episode hears its clip afresh
+    policy.select_action(obs)
+    assert sum(t == "text" for t, _ in seen) == 2
+    with pytest.raises(ValueError, match="speech_input must be one of"):
+        Policy.from_pretrained(tiny_checkpoint, speech_input="lipread")
+
+
 def test_state_dims_select_what_the_model_reads(tiny_checkpoint):
     # A checkpoint trained without the velocities (data.state_dims) is fed the same features.
     policy = Policy.from_pretrained(tiny_checkpoint, state_dims=[0, 1, 2, 6])
