@@ -26,7 +26,9 @@ With ``shift`` the decoder state also moves every patch's centre by one (dy, dx)
 attended, so without it a waypoint can only be written where attention lands, and the end of a
 drawer's stroke (5-9 cm of bare drawer or table in front of its handle, the direction said by one
 word) was never written: the demo's policy aimed within 2.6 cm of the handle on every drawer
-episode, held-out or trained on. With it the point is "the handle, moved".
+episode, held-out or trained on. With it the point can be "the handle, moved". Measured on the demo
+(one run each): 50% against 43% of held-out episodes with text, mostly pick-and-place; the drawer
+itself stayed at 5-10%.
 
 The patch loss (``patch_nll``, ``ModelConfig.pointer_patch_loss``) scores the attention itself on
 the 2D place of a target point; with it and 4 word heads the pointing proxy reads 4.4 / 3.9 / 2.2 px.
