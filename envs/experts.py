@@ -28,6 +28,7 @@ CARRY = 0.12  # carrying height above the table (m)
 REACHED = 0.006  # tolerance of a waypoint where something happens (m)
 VIA = 0.03  # tolerance of a via-point: above the policy's pointing error (1-2 cm), below a cube's width
 GRASP = 0.012  # grasp / release points: closing 1.2 cm off centre still holds a 4 cm cube
+NEAR = 0.1  # a destination nearer than this (xy) to the grasp is reached over a straight lift
 RELEASE = 0.025  # letting go over a bin: anywhere within 2.5 cm of its centre drops inside (4.2 cm)
 
 
@@ -100,9 +101,15 @@ class TabletopExpert:
     def _above(self, xyz, height=HOVER):
         return np.array([xyz[0], xyz[1], max(xyz[2] + height, CARRY)])
 
+    def _lift_if_near(self, grasp, destination):
+        """Straight up to carrying height first, only where the destination is so near the grasp that
+        the rising diagonal would knock the held object into it (the carry point lies over it)."""
+        if np.linalg.norm(np.asarray(destination)[:2] - grasp[:2]) < NEAR:
+            yield Waypoint(np.array([grasp[0], grasp[1], CARRY]), True, tol=VIA)
+
     def _pick(self, body):
-        """Approach, grasp, close. No lift straight up after it: the next waypoint (over the
-        destination, at carrying height) raises the object on the way. "Above where the cube was" is
+        """Approach, grasp, close. No lift straight up after it (``_lift_if_near`` aside): the next
+        waypoint (over the destination, at carrying height) raises the object on the way. "Above where the cube was" is
         a point the held cube rises through, and a policy that points at what it sees aimed at the
         cube in its hand and chased it about the table (the demo's pick-and-place: 0 of 20)."""
         p = self.scene.grasp_point(body)
@@ -123,6 +130,7 @@ class PickPlaceExpert(TabletopExpert):
     def plan(self):
         yield from self._pick(self.target["object"])
         c = self.scene.body_pos(self.target["container"])
+        yield from self._lift_if_near(self.scene.grasp_pos(), c)
         yield Waypoint(np.array([c[0], c[1], CARRY]), True, tol=VIA)
         yield Waypoint(np.array([c[0], c[1], 0.07]), True, tol=RELEASE)
         yield Waypoint(np.array([c[0], c[1], 0.07]), False, 3)
@@ -133,6 +141,7 @@ class StackExpert(TabletopExpert):
     def plan(self):
         yield from self._pick(self.target["top"])
         b = self.scene.body_pos(self.target["bottom"])
+        yield from self._lift_if_near(self.scene.grasp_pos(), b)
         place = np.array([b[0], b[1], b[2] + 2 * CUBE_HALF + 0.004])
         yield Waypoint(np.array([b[0], b[1], CARRY]), True, tol=VIA)
         yield Waypoint(place, True, tol=GRASP)  # no wait before letting go: see DrawerExpert

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.experts import EXPERTS, get_expert
+from envs.experts import EXPERTS, NEAR, get_expert
 from envs.rollout import record_episode
 from envs.tabletop import TabletopEnv
 
@@ -109,7 +109,8 @@ def test_a_held_object_goes_straight_to_its_destination(task, destination):
     # A waypoint policy points at what it sees. "Lift: above where the cube was" is a point the cube
     # itself rises through, so a policy that aimed at the held cube chased it (the demo's pick-and-
     # place wandered about the table with the cube in hand, 0 of 20). After the grasp, every
-    # waypoint with the fingers closed is over the destination, something the camera sees.
+    # waypoint with the fingers closed is over the destination, something the camera sees (unless the
+    # destination is next to the grasp).
     env = TabletopEnv(task, image_size=16, cameras=("scene",), control="waypoint")
     for seed in SEEDS:
         env.reset(seed=seed)  # where the destination starts (a stacked-on cube may be nudged later)
@@ -120,5 +121,9 @@ def test_a_held_object_goes_straight_to_its_destination(task, destination):
         held = [a for a in ep.action[closed] if np.linalg.norm(a[:3] - grasp) > 0.01]
         assert held, f"{task} seed {seed}: the grasped object never moved"
         for a in held:
-            assert np.linalg.norm(a[:2] - goal) < 0.01, (task, seed, a, goal)
+            over_goal = np.linalg.norm(a[:2] - goal) < 0.01
+            # Only a destination next to the grasp is reached over a straight lift (the diagonal
+            # would knock the held object into it).
+            lift = np.linalg.norm(goal - grasp[:2]) < NEAR and np.linalg.norm(a[:2] - grasp[:2]) < 0.01
+            assert over_goal or lift, (task, seed, a, goal)
     env.close()
