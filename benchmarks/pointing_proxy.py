@@ -343,8 +343,24 @@ def action_points(model, processor, examples, batch: int = 64) -> np.ndarray:
     return np.array(out, np.float32)
 
 
-def train_model(train, test, args) -> dict:
+def model_step(model, processor, examples: list, rng: np.random.Generator, batch: int, opt, sched) -> float:
+    """One optimiser step of the project's model on ``batch`` examples drawn from ``examples``, packed
+    as training packs them; returns the step's cross-entropy."""
     from model.packing import collate
+
+    model.train()
+    processor.training = True
+    idx = rng.integers(len(examples), size=batch)
+    loss, info = model(collate([processor.encode(examples[i]) for i in idx], model.config))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return info["ce"]
+
+
+def train_model(train, test, args) -> dict:
     from training.configuration import OptimConfig, ScheduleConfig
     from training.optim import build_optimizer, build_scheduler
 
@@ -368,17 +384,7 @@ def train_model(train, test, args) -> dict:
     )
 
     def _model_step() -> float:
-        model.train()
-        processor.training = True
-        idx = rng.integers(len(train), size=args.batch)
-        batch = collate([processor.encode(train[i]) for i in idx], cfg)  # packed, as training packs
-        loss, info = model(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        return info["ce"]
+        return model_step(model, processor, train, rng, args.batch, opt, sched)
 
     def evaluate() -> dict:
         model.eval()

@@ -45,7 +45,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bc_reference import ClockCooldown, machine_notes, train_by_clock  # noqa: E402
-from benchmarks.pointing_proxy import build_model, mark_rows, parse_overrides  # noqa: E402
+from benchmarks.pointing_proxy import build_model, mark_rows, model_step, parse_overrides  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 HELD_OUT_SEED = 10_000
@@ -197,7 +197,6 @@ def asr_examples(pool: dict, rng: np.random.Generator) -> list:
 
 
 def train_model(train: dict, test: dict, args) -> dict:
-    from model.packing import collate
     from training.configuration import OptimConfig, ScheduleConfig
     from training.optim import build_optimizer, build_scheduler
 
@@ -205,24 +204,13 @@ def train_model(train: dict, test: dict, args) -> dict:
     train_ex, test_ex = asr_examples(train, rng), asr_examples(test, rng)
     args.write = "text"
     model, processor, overrides = build_model(train_ex, args, demo_overrides())
-    cfg = model.config
     opt = build_optimizer(model.named_parameters(), OptimConfig(name="adamw", lr=args.lr, grad_clip=1.0))
     sched = build_scheduler(opt, ScheduleConfig(name="constant", warmup_steps=args.warmup))
     cooldown = ClockCooldown(opt, max(args.minutes), args.cooldown, sched)
     true_keys = [keys_of(t) for t in test["texts"]]
 
     def _model_step() -> float:
-        model.train()
-        processor.training = True
-        idx = rng.integers(len(train_ex), size=args.batch)
-        batch = collate([processor.encode(train_ex[i]) for i in idx], cfg)
-        loss, info = model(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        return info["ce"]
+        return model_step(model, processor, train_ex, rng, args.batch, opt, sched)
 
     @torch.no_grad()
     def evaluate() -> dict:
