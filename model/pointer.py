@@ -195,8 +195,11 @@ class PointerReadout(nn.Module):
                 spread_y = torch.softmax(-0.5 * ((bin_centres - centres[..., 0:1]) / width) ** 2, -1)
                 spread_x = torch.softmax(-0.5 * ((bin_centres - centres[..., 1:2]) / width) ** 2, -1)
                 gate = torch.softmax(self.gate(h), -1)
-                read_y = torch.einsum("pc,pcb->pb", attn, spread_y.expand(len(attn), -1, -1))
-                read_x = torch.einsum("pc,pcb->pb", attn, spread_x.expand(len(attn), -1, -1))
+                if len(centres) == 1:  # no shift: one spread for every position
+                    read_y, read_x = attn @ spread_y[0], attn @ spread_x[0]
+                else:
+                    read_y = torch.einsum("pc,pcb->pb", attn, spread_y)
+                    read_x = torch.einsum("pc,pcb->pb", attn, spread_x)
                 mix = gate[:, 0:1] * read_y + gate[:, 1:2] * read_x + gate[:, 2:3] / bins
                 log_p = torch.log(mix + 1e-6 / bins)
                 has_image = attn.sum(-1, keepdim=True) > 0
