@@ -66,8 +66,8 @@ class PolicyConfig:
     gripper_steps: int = 3
     # A command also counts as reached when the policy's next one leaves it this near (m; None: off),
     # as a demonstrator moving on marks it in training (WaypointProgress). Replayed over the experts'
-    # own episodes the record then agrees with training's marks on 87-100% of frames (one frame late
-    # at each switch counted right), by hand position alone on 41-76%.
+    # own episodes the record then agrees with training's marks on 66-100% of frames (push the least;
+    # one frame late at each switch counted right), by hand position alone on 41-74%.
     switch_radius: float | None = 0.03
     n_action_steps: int | None = None  # receding horizon; None: the whole chunk
     temporal_ensemble: bool = False  # ACT-style: re-plan every step and average overlapping chunks
