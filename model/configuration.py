@@ -98,6 +98,9 @@ class ModelConfig:
     # Its keys also read the encoder output at each word (model/pointer.py), so that the query can
     # tell the object to pick up from the place to put it ("the cyan cube on the blue cube").
     pointer_word_context: bool = False
+    # The decoder state scales how much of the words the pointer's query takes, per head
+    # (model/pointer.py ``word_gate``): at a drawer's stroke "drawer" still pulled it to the handle.
+    pointer_word_gate: bool = False
     # The decoder state shifts where the pointer's patches point (model/pointer.py, ``shift``): a
     # waypoint a few centimetres from what can be seen (the end of a drawer's stroke, in front of
     # its handle) is "the handle, moved", where attention alone must land on a bare patch.

@@ -101,6 +101,7 @@ class UnifiedIO(nn.Module):
                 c.pointer_word_heads,
                 c.pointer_word_context,
                 c.pointer_shift,
+                c.pointer_word_gate,
             )
             if c.pointer_readout
             else None

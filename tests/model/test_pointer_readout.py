@@ -22,7 +22,11 @@ from tests.model.conftest import make_examples
 @pytest.fixture()
 def pointer_config(tiny_config) -> ModelConfig:
     return dataclasses.replace(
-        tiny_config, pointer_readout=True, pointer_word_context=True, pointer_shift=True
+        tiny_config,
+        pointer_readout=True,
+        pointer_word_context=True,
+        pointer_shift=True,
+        pointer_word_gate=True,
     )
 
 
@@ -152,6 +156,38 @@ def test_word_keys_in_context_tell_the_first_named_thing_from_the_second(context
         assert float(loss()) < 0.02 * spread
     else:
         assert float(loss()) > 0.2 * spread
+
+
+def test_the_decoder_state_can_let_go_of_the_words():
+    """``word_gate``: zero-initialised it reads the words as the ungated pointer does; a decoder state
+    that closes it leaves the query its own, whatever the words name (at a drawer's stroke the word
+    "drawer" must stop pulling the pointer to the handle), and one head closes without the others."""
+    torch.manual_seed(0)
+    d, heads = 16, 2
+    gated = PointerReadout(d, dim=8, words=True, word_heads=heads, word_gate=True)
+    plain = PointerReadout(d, dim=8, words=True, word_heads=heads)
+    plain.load_state_dict({k: v for k, v in gated.state_dict().items() if not k.startswith("word_gate")})
+    enc = torch.randn(1, 3, d)
+    yes, no = torch.ones(1, 3, dtype=torch.bool), torch.zeros(1, 3, dtype=torch.bool)
+    h, ok = torch.randn(4, d), torch.ones(4, 3, dtype=torch.bool)
+
+    def read(pointer: PointerReadout, words: torch.Tensor) -> torch.Tensor:
+        ctx = pointer.prepare(enc, no, yes, torch.zeros(1, 3, 2, dtype=torch.long), 1, words)
+        return pointer.query(h, ctx, 0, ok)
+
+    a, b = torch.randn(1, 3, d), torch.randn(1, 3, d)  # two instructions
+    assert torch.allclose(read(gated, a), read(plain, a), atol=1e-6)
+    assert not torch.allclose(read(gated, a), read(gated, b), atol=1e-3)
+    with torch.no_grad():
+        gated.word_gate.weight.zero_()
+        gated.word_gate.weight[0] = -1e4 * h[0] / h[0].norm()  # position 0 closes head 0 only
+        gated.word_gate.weight[1] = -1e4 * h[0] / h[0].norm()
+    ra, rb = read(gated, a), read(gated, b)
+    assert torch.allclose(ra[0], gated.q(h[0]), atol=1e-5) and torch.allclose(ra[0], rb[0], atol=1e-5)
+    gated.word_gate.weight.data[1] = 0.0  # head 1 open again: its half of the query reads the words
+    ra, rb = read(gated, a), read(gated, b)
+    assert torch.allclose(ra[0, :4], rb[0, :4], atol=1e-5)
+    assert not torch.allclose(ra[0, 4:], rb[0, 4:], atol=1e-3)
 
 
 def test_the_decoder_state_shifts_where_the_pointer_writes():
