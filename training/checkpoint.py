@@ -35,13 +35,20 @@ POLICY_FILE = "policy.json"  # agent.policy.PolicyConfig's file: a policy feeds 
 
 
 def policy_defaults(cfg) -> dict:
-    """The PolicyConfig fields a training run fixes: which camera, how much history, which state features."""
+    """The PolicyConfig fields a training run fixes: which camera, how much history, which state
+    features, and how a spoken instruction reaches the action: a run that never acted on a clip but
+    learned to write one down ("transcribe"; configs/demo_train.yaml) acts on its own transcript."""
+    from training.mixture import mixture_weights
+
+    weights = mixture_weights(cfg.data.mixture, cfg.data.speech_prob)
+    heard = weights.get("action_speech", 0.0) > 0 or weights.get("asr", 0.0) <= 0
     return {
         "camera": cfg.data.camera,
         "history": cfg.data.history,
         "state_dims": cfg.data.state_dims,
         "control": cfg.data.control,
         "previous_action": cfg.data.previous_action,
+        "speech_input": "direct" if heard else "transcribe",
     }
 
 

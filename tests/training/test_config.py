@@ -56,3 +56,21 @@ def test_bad_values_name_the_key(override, message):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_config(Cfg, tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    "mixture, speech_prob, expected",
+    [
+        ({"action": 1.0, "action_speech": 1.0, "asr": 1.0}, None, "direct"),
+        ({"action": 1.0, "asr": 1.0}, None, "transcribe"),  # never acted on a clip, can write one down
+        ({"action": 1.0, "asr": 1.0}, 0.3, "direct"),  # speech_prob moves action weight onto clips
+        ({"action": 1.0}, None, "direct"),  # no speech recognition to act on: the clip itself
+    ],
+)
+def test_a_checkpoint_says_how_a_spoken_instruction_reaches_the_action(mixture, speech_prob, expected):
+    from training.checkpoint import policy_defaults
+    from training.configuration import TrainConfig
+
+    cfg = TrainConfig()
+    cfg.data.mixture, cfg.data.speech_prob = mixture, speech_prob
+    assert policy_defaults(cfg)["speech_input"] == expected
