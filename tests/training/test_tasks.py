@@ -293,6 +293,24 @@ def test_distance_weighted_action_frames_favour_frames_away_from_the_waypoint():
     assert (drawn >= 10).any()  # frames at the waypoint still count (the 2 cm floor)
 
 
+def test_a_grasp_or_release_weighs_as_much_as_a_frame_far_from_its_waypoint():
+    """The hand waits at its waypoint while the gripper turns, so by distance alone the grasp and the
+    release were drawn 5x less often than they happen (the demo's policy, at the bin with the cube,
+    carried it off again instead of letting go). Frames where the label's gripper turns, and the
+    frame after, weigh as a frame GRIPPER_TURN_DISTANCE away."""
+    from training.tasks.base import GRIPPER_TURN_DISTANCE, WAYPOINT_DISTANCE_FLOOR
+
+    ep = _waypoint_episode()
+    ep.action[30:, 3] = 1.0  # the gripper closes at frame 30, with the hand at its waypoint
+    rng = np.random.default_rng(0)
+    distance = TaskContext(history=0, chunk_size=1, action_frames="distance")
+    drawn = np.array([FAMILIES["action"].make(ep, 25, rng, distance).meta["frame"] for _ in range(4000)])
+    turn = np.isin(drawn, [30, 31]).mean()
+    waiting = np.isin(drawn, [28, 29]).mean()  # two frames at the waypoint, no turn
+    assert turn > 0.8 * (GRIPPER_TURN_DISTANCE / WAYPOINT_DISTANCE_FLOOR) * waiting
+    assert np.isin(drawn, [32]).any()  # the frames after still count, at the floor
+
+
 def test_distance_weighted_action_frames_need_a_position_and_a_waypoint():
     ep = _waypoint_episode()
     ep.state = ep.state[:, :2]
