@@ -32,6 +32,8 @@ def test_demo_quick_runs_every_stage(tmp_path):
     # The last command joins the state (8-11) and the policy feeds back its own.
     assert policy["state_dims"] == [0, 1, 2, 6, 8, 9, 10, 11] and policy["history"] == 0
     assert policy["previous_action"] is True
+    # A spoken instruction is written down by the model's own speech recognition, then acted on.
+    assert policy["speech_input"] == "transcribe"
     # Waypoint control: the commands are targets inside the arm's workspace, written in the scene camera.
     assert policy["control"] == "waypoint"
     assert policy["action_low"] == [-0.32, -0.3, 0.012, -1.0] and policy["action_high"] == [
