@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ def run_task(policy, cfg: EvalConfig, task: str, video_dir: Path | None, bar=Non
             frames: list[list[np.ndarray]] = [[] for _ in active]
             done = [False] * len(active)
             success = [False] * len(active)
+            stage: list[str | None] = [None] * len(active)  # how it ended, where the env says (info["stage"])
             steps = [0] * len(active)
             instruction = [o.get("instruction", "") for o in obs]
             for _ in range(limit):
@@ -139,6 +141,7 @@ def run_task(policy, cfg: EvalConfig, task: str, video_dir: Path | None, bar=Non
                     obs[i], _, terminated, truncated, info = active[i].step(action)
                     steps[i] += 1
                     success[i] = success[i] or bool(info.get("is_success", False))
+                    stage[i] = info.get("stage", stage[i])
                     done[i] = success[i] or terminated or truncated
             for i, seed in enumerate(seeds):
                 video = None
@@ -152,6 +155,7 @@ def run_task(policy, cfg: EvalConfig, task: str, video_dir: Path | None, bar=Non
                         seed=seed,
                         success=success[i],
                         steps=steps[i],
+                        stage=stage[i],
                         instruction=instruction[i],
                         video=str(video) if video else None,
                     )
@@ -170,6 +174,7 @@ def run_task(policy, cfg: EvalConfig, task: str, video_dir: Path | None, bar=Non
         success_rate=n_success / max(1, len(episodes)),
         ci95=[lo, hi],
         mean_steps=float(np.mean([e["steps"] for e in episodes])) if episodes else 0.0,
+        failures=dict(Counter(e["stage"] for e in episodes if not e["success"] and e["stage"]).most_common()),
         rollouts=episodes,
     )
 
@@ -204,19 +209,20 @@ def markdown_table(report: dict[str, Any]) -> str:
     lines = [
         f"## {cfg['env']} — instruction as {cfg['instruction']}",
         "",
-        "| task | episodes | success | 95% CI | mean steps |",
-        "| --- | ---: | ---: | --- | ---: |",
+        "| task | episodes | success | 95% CI | mean steps | failed episodes ended |",
+        "| --- | ---: | ---: | --- | ---: | --- |",
     ]
     for r in report["tasks"]:
         lo, hi = r["ci95"]
+        ended = ", ".join(f"{stage} {n}" for stage, n in r.get("failures", {}).items())
         lines.append(
             f"| {r['task']} | {r['episodes']} | {100 * r['success_rate']:.0f}% | {100 * lo:.0f}–{100 * hi:.0f}% "
-            f"| {r['mean_steps']:.0f} |"
+            f"| {r['mean_steps']:.0f} | {ended} |"
         )
     lo, hi = report["overall"]["ci95"]
     lines.append(
         f"| **mean** | {report['overall']['episodes']} | **{100 * report['mean_success_rate']:.0f}%** "
-        f"| {100 * lo:.0f}–{100 * hi:.0f}% | |"
+        f"| {100 * lo:.0f}–{100 * hi:.0f}% | | |"
     )
     return "\n".join(lines) + "\n"
 

@@ -196,6 +196,7 @@ class TabletopEnv(gym.Env):
     def _info(self, success: bool) -> dict:
         return {
             "is_success": bool(success),
+            "stage": self.task.stage(self.scene, self.episode) if self.episode else "",
             "task": self.task.name,
             "instruction": self.instruction,
             "voice": self.voice if self.episode else "",

@@ -17,6 +17,7 @@ from envs.scene import (
     BALL_RADIUS,
     BIN_INNER_HALF,
     BUTTON_PRESSED,
+    BUTTONS,
     COLOURS,
     CUBE_HALF,
     DRAWER_RANGE,
@@ -93,6 +94,11 @@ class Task:
     def success(self, scene: Scene, target: dict[str, Any]) -> bool:
         raise NotImplementedError
 
+    def stage(self, scene: Scene, episode: Episode) -> str:
+        """Where the episode stands, in a few words (``info["stage"]``): an eval report counts how its
+        failed episodes ended, the first thing to know about a policy that fails."""
+        return "done" if self.success(scene, episode.target) else "not done"
+
 
 class Reach(Task):
     name = "reach"
@@ -107,6 +113,12 @@ class Reach(Task):
 
     def success(self, scene, target):
         return bool(np.linalg.norm(scene.grasp_pos() - scene.body_pos(target["object"])) < 0.03)
+
+    def stage(self, scene, episode):
+        if self.success(scene, episode.target):
+            return "done"
+        d = np.linalg.norm(scene.grasp_pos() - scene.body_pos(episode.target["object"]))
+        return "hand within 6 cm" if d < 0.06 else "hand far"
 
 
 class Push(Task):
@@ -135,6 +147,29 @@ class Push(Task):
         d = scene.body_pos(target["object"])[:2] - scene.body_pos(target["place"])[:2]
         return bool(np.linalg.norm(d) < 0.04)
 
+    def stage(self, scene, episode):
+        if self.success(scene, episode.target):
+            return "done"
+        obj, pad = episode.target["object"], episode.target["place"]
+        moved = np.linalg.norm(scene.body_pos(obj)[:2] - episode.layout[obj]) > 0.02
+        d = np.linalg.norm(scene.body_pos(obj)[:2] - scene.body_pos(pad)[:2])
+        if not moved:
+            return "object not moved"
+        return "object within 8 cm of the pad" if d < 0.08 else "object moved, far from the pad"
+
+
+def _carry_stage(task: Task, scene: Scene, episode: Episode, obj: str, dest: str, half: float) -> str:
+    """How a pick-and-place or a stack ended: never held, held (over the destination or not), or let go."""
+    if task.success(scene, episode.target):
+        return "done"
+    over = bool(np.all(np.abs(scene.body_pos(obj)[:2] - scene.body_pos(dest)[:2]) < half))
+    if scene.grasped == obj:
+        return "held over the destination" if over else "held elsewhere"
+    moved = np.linalg.norm(scene.body_pos(obj)[:2] - episode.layout[obj]) > 0.02
+    if not moved:
+        return "never moved"
+    return "let go over the destination" if over else "let go elsewhere"
+
 
 def _segment_distance(p, a, b) -> float:
     t = np.clip(np.dot(p - a, b - a) / np.dot(b - a, b - a), 0.0, 1.0)
@@ -161,6 +196,10 @@ class PickPlace(Task):
         inside = bool(np.all(rel < BIN_INNER_HALF - 0.01)) and obj[2] < 0.05
         return inside and scene.grasped != target["object"]
 
+    def stage(self, scene, episode):
+        target = episode.target
+        return _carry_stage(self, scene, episode, target["object"], target["container"], BIN_INNER_HALF)
+
 
 class Stack(Task):
     name = "stack"
@@ -180,6 +219,9 @@ class Stack(Task):
             and 1.5 * CUBE_HALF < top[2] - bottom[2] < 2.5 * CUBE_HALF
         )
         return bool(on) and scene.grasped != target["top"]
+
+    def stage(self, scene, episode):
+        return _carry_stage(self, scene, episode, episode.target["top"], episode.target["bottom"], 0.025)
 
 
 class Drawer(Task):
@@ -201,6 +243,15 @@ class Drawer(Task):
         q = scene.drawer_qpos()
         return bool(q > self.OPEN) if target["open"] else bool(q < self.CLOSED)
 
+    def stage(self, scene, episode):
+        if self.success(scene, episode.target):
+            return "done"
+        moved = (scene.drawer_qpos() - episode.drawer_qpos) * (1 if episode.target["open"] else -1)
+        held = "handle held, " if scene.grasped == "drawer" else ""
+        if moved > 0.01:
+            return held + "drawer moved part of the way"
+        return held + ("drawer moved the wrong way" if moved < -0.01 else "drawer not moved")
+
 
 class Button(Task):
     name = "button"
@@ -217,6 +268,14 @@ class Button(Task):
 
     def success(self, scene, target):
         return scene.button_travel(target["button"]) < BUTTON_PRESSED
+
+    def stage(self, scene, episode):
+        if self.success(scene, episode.target):
+            return "done"
+        others = [b for b in BUTTONS if b != episode.target["button"] and b in episode.layout]
+        if any(scene.button_travel(b) < BUTTON_PRESSED for b in others):
+            return "another button pressed"
+        return "not pressed"
 
 
 TASKS: dict[str, type[Task]] = {t.name: t for t in (Reach, Push, PickPlace, Stack, Drawer, Button)}

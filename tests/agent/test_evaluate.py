@@ -36,12 +36,15 @@ def test_closed_loop_report_and_videos(tiny_checkpoint, tmp_path, instruction):
         assert task["episodes"] == 2
         assert [r["seed"] for r in task["rollouts"]] == [cfg.seed, cfg.seed + 1]
         assert all(1 <= r["steps"] <= 6 for r in task["rollouts"])
+        # How each failed episode ended, counted: six steps end none of them done.
+        assert all(r["stage"] and r["stage"] != "done" for r in task["rollouts"] if not r["success"])
+        assert sum(task["failures"].values()) == task["episodes"] - task["successes"]
         lo, hi = task["ci95"]
         assert 0.0 <= lo <= task["success_rate"] <= hi <= 1.0
         videos = [r["video"] for r in task["rollouts"] if r["video"]]
         assert len(videos) == 1
     assert math.isclose(report["mean_success_rate"], saved["mean_success_rate"])
     table = (tmp_path / "report.md").read_text()
-    assert "| reach | 2 |" in table and "**mean**" in table
+    assert "| reach | 2 |" in table and "**mean**" in table and "failed episodes ended" in table
     mp4s = list((tmp_path / "videos").glob("*.mp4"))
     assert len(mp4s) == 2 and all(p.stat().st_size > 1000 for p in mp4s)

@@ -127,3 +127,44 @@ def test_a_held_object_goes_straight_to_its_destination(task, destination):
             lift = np.linalg.norm(goal - grasp[:2]) < NEAR and np.linalg.norm(a[:2] - grasp[:2]) < 0.01
             assert over_goal or lift, (task, seed, a, goal)
     env.close()
+
+
+@pytest.mark.parametrize(
+    "task, stages",
+    [
+        ("pick_place", ["never moved", "held elsewhere", "held over the destination", "done"]),
+        ("stack", ["never moved", "held elsewhere", "held over the destination", "done"]),
+        ("drawer", ["drawer not moved", "handle held, drawer moved part of the way", "done"]),
+        ("reach", ["hand far", "hand within 6 cm", "done"]),
+    ],
+)
+def test_the_stage_says_where_an_expert_episode_stands(task, stages):
+    # info["stage"] is what an eval report counts over its failed episodes: it must follow the expert.
+    env = TabletopEnv(task, image_size=16, cameras=("scene",))
+    _, info = env.reset(seed=1000)
+    expert, seen = EXPERTS[task](env), [info["stage"]]
+    for _ in range(env.task.max_episode_steps):
+        _, _, terminated, _, info = env.step(expert.act())
+        if info["stage"] != seen[-1]:
+            seen.append(info["stage"])
+        if terminated:
+            break
+    env.close()
+    rest = iter(seen)
+    assert all(stage in rest for stage in stages), seen  # in this order, others between them allowed
+    assert seen[-1] == "done", seen
+
+
+def test_pressing_the_wrong_button_is_told_apart_from_pressing_none():
+    env = TabletopEnv("button", image_size=16, cameras=("scene",))
+    env.reset(seed=1000)
+    assert env.step(np.zeros(4, np.float32))[4]["stage"] == "not pressed"
+    other = next(b for b in ("button0", "button1", "button2") if b != env.episode.target["button"])
+    expert = EXPERTS["button"](env)
+    type(expert).target = property(lambda self: {"button": other})
+    try:
+        stages = [env.step(expert.act())[4]["stage"] for _ in range(40)]
+    finally:
+        del type(expert).target
+    env.close()
+    assert "another button pressed" in stages
