@@ -30,6 +30,9 @@ VIA = 0.03  # tolerance of a via-point: above the policy's pointing error (1-2 c
 GRASP = 0.012  # grasp / release points: closing 1.2 cm off centre still holds a 4 cm cube
 NEAR = 0.1  # a destination nearer than this (xy) to the grasp is reached over a straight lift
 RELEASE = 0.025  # letting go over a bin: anywhere within 2.5 cm of its centre drops inside (4.2 cm)
+DROP = 0.07  # the hand lets go this high over a bin: a held cube (bottom 5 cm) clears its walls (3.6)
+STACK_DROP = 0.01  # a stacked cube is let go this far above where it rests on the other
+STROKE = 0.03  # a drawer's stroke is led by a point this far ahead of the hand
 
 
 class Waypoint(NamedTuple):
@@ -131,9 +134,12 @@ class PickPlaceExpert(TabletopExpert):
         yield from self._pick(self.target["object"])
         c = self.scene.body_pos(self.target["container"])
         yield from self._lift_if_near(self.scene.grasp_pos(), c)
-        yield Waypoint(np.array([c[0], c[1], CARRY]), True, tol=VIA)
-        yield Waypoint(np.array([c[0], c[1], 0.07]), True, tol=RELEASE)
-        yield Waypoint(np.array([c[0], c[1], 0.07]), False, 3)
+        # Straight to the point where it lets go, no carrying height and descent over the bin: the
+        # descent's label held for about 2 frames of a demonstration, and the demo's policy stopped at
+        # carrying height over the bin, cube in hand, for the rest of the episode. Here the hand
+        # arrives and opens: the turn of the gripper's label is the one thing to learn there.
+        yield Waypoint(np.array([c[0], c[1], DROP]), True, tol=RELEASE)
+        yield Waypoint(np.array([c[0], c[1], DROP]), False, 3)
         yield Waypoint(np.array([c[0], c[1], CARRY]), False, 20)
 
 
@@ -142,10 +148,10 @@ class StackExpert(TabletopExpert):
         yield from self._pick(self.target["top"])
         b = self.scene.body_pos(self.target["bottom"])
         yield from self._lift_if_near(self.scene.grasp_pos(), b)
-        place = np.array([b[0], b[1], b[2] + 2 * CUBE_HALF + 0.004])
-        yield Waypoint(np.array([b[0], b[1], CARRY]), True, tol=VIA)
-        yield Waypoint(place, True, tol=GRASP)  # no wait before letting go: see DrawerExpert
-        yield Waypoint(place, False, 2)
+        # Straight to just above the bottom cube, and let go (as PickPlaceExpert does over its bin).
+        drop = np.array([b[0], b[1], b[2] + 2 * CUBE_HALF + STACK_DROP])
+        yield Waypoint(drop, True, tol=GRASP)  # no wait before letting go: see DrawerExpert
+        yield Waypoint(drop, False, 2)
         yield Waypoint(np.array([b[0], b[1], CARRY]), False, 20)
 
 
@@ -156,11 +162,19 @@ class DrawerExpert(TabletopExpert):
         yield Waypoint(h, False, tol=GRASP)
         yield Waypoint(h, True, 2)
         goal_q = 0.14 if self.target["open"] else 0.0
-        shift = goal_q - self.scene.drawer_qpos()  # the drawer slides along -y as it opens
-        end = h + np.array([0.0, -shift, 0.0])
+
+        def ahead():
+            # The stroke is led by a point STROKE ahead of the hand, not aimed at its end: the end is
+            # bare table, as far off as the drawer still has to slide, which a policy would have to
+            # read off the cabinet (the demo's drawer policy aimed at the handle instead: 0-4 of 20).
+            # A fixed step from the hand it holds the handle with is one shift of what it sees.
+            left = goal_q - self.scene.drawer_qpos()  # the drawer slides along -y as it opens
+            return self.scene.grasp_pos() + np.array([0.0, -np.clip(left, -STROKE, STROKE), 0.0])
+
         # No wait at the end before letting go: the frames of a wait look the same as the frame that
         # lets go (the gripper still closed, the hand still), so a cloned policy would have to count.
-        yield Waypoint(end, True, tol=GRASP)
+        yield Waypoint(ahead, True, tol=GRASP)
+        end = self.scene.grasp_pos()
         yield Waypoint(end, False, 2)
         yield Waypoint(end + np.array([0, 0, 0.06]), False, 20)
 
