@@ -82,6 +82,9 @@ class DataConfig:
     # "the waypoint is where the hand already is", true on most frames of a demonstration and wrong
     # on the first: measured on Reach, the pointer learned to look at the hand, not the named object.
     action_frames: Literal["uniform", "distance"] = "uniform"
+    # With "distance": the frames where the gripper's label turns (a grasp, a release) weigh as a
+    # frame this many metres from its waypoint (training/tasks/base.py GRIPPER_TURN_DISTANCE).
+    gripper_turn_distance: float = 0.1
     # Append the waypoint commanded one step before to the state (training/keyframes.py:
     # with_previous_action; the policy feeds back its own last command): D more state features,
     # after the dataset's own, for state_dims to select. Waypoint labels only.

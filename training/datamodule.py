@@ -74,6 +74,7 @@ def task_context(cfg: TrainConfig, episodes, processor: Processor, synthesize) -
         state_dims=tuple(dims) if dims is not None else None,
         random_shift=cfg.data.random_shift,
         action_frames=cfg.data.action_frames,
+        gripper_turn_distance=cfg.data.gripper_turn_distance,
         locations=processor.locations,
     )
 

@@ -302,13 +302,17 @@ def test_a_grasp_or_release_weighs_as_much_as_a_frame_far_from_its_waypoint():
 
     ep = _waypoint_episode()
     ep.action[30:, 3] = 1.0  # the gripper closes at frame 30, with the hand at its waypoint
-    rng = np.random.default_rng(0)
-    distance = TaskContext(history=0, chunk_size=1, action_frames="distance")
-    drawn = np.array([FAMILIES["action"].make(ep, 25, rng, distance).meta["frame"] for _ in range(4000)])
-    turn = np.isin(drawn, [30, 31]).mean()
-    waiting = np.isin(drawn, [28, 29]).mean()  # two frames at the waypoint, no turn
-    assert turn > 0.8 * (GRIPPER_TURN_DISTANCE / WAYPOINT_DISTANCE_FLOOR) * waiting
-    assert np.isin(drawn, [32]).any()  # the frames after still count, at the floor
+    shares = {}
+    for weight in (GRIPPER_TURN_DISTANCE, 0.4):  # the default, and data.gripper_turn_distance=0.4
+        rng = np.random.default_rng(0)
+        ctx = TaskContext(history=0, chunk_size=1, action_frames="distance", gripper_turn_distance=weight)
+        drawn = np.array([FAMILIES["action"].make(ep, 25, rng, ctx).meta["frame"] for _ in range(4000)])
+        turn = np.isin(drawn, [30, 31]).mean()
+        waiting = np.isin(drawn, [28, 29]).mean()  # two frames at the waypoint, no turn
+        assert turn > 0.8 * (weight / WAYPOINT_DISTANCE_FLOOR) * waiting
+        assert np.isin(drawn, [32]).any()  # the frames after still count, at the floor
+        shares[weight] = turn
+    assert shares[0.4] > 1.5 * shares[GRIPPER_TURN_DISTANCE]  # the setting is used, not a cached draw
 
 
 def test_distance_weighted_action_frames_need_a_position_and_a_waypoint():

@@ -26,6 +26,15 @@ DEPTH = "depth"
 SEGMENTATION = "segmentation"
 
 
+WAYPOINT_DISTANCE_FLOOR = 0.02  # m: frames at their waypoint still count, as much as one 2 cm away
+# m: the frames where the gripper's label turns (a grasp, a release, and the frame after) weigh as
+# much as a frame this far from its waypoint (about the demonstrations' mean distance, 0.10-0.11 m).
+# Their hand is at the waypoint, so by distance alone they were 1.2-1.6% of the frames drawn against
+# 6-9% of a demonstration, and the demo's pick-and-place policy, at the bin with the cube, read
+# "just placed" as "just grasped" and carried it off again instead of letting go.
+GRIPPER_TURN_DISTANCE = 0.1
+
+
 @dataclass
 class TaskContext:
     history: int = 2  # previous frames as image_history
@@ -41,6 +50,7 @@ class TaskContext:
     random_shift: int = 0
     # Which frames action examples use: "uniform" or "distance" (``action_frame_index``).
     action_frames: str = "uniform"
+    gripper_turn_distance: float = GRIPPER_TURN_DISTANCE  # data.gripper_turn_distance
     # The model's <loc_N> tokenizer (Processor.locations, ModelConfig.location_bins bins): boxes,
     # points and the 3D values are written with it.
     locations: LocationTokenizer = field(default_factory=LocationTokenizer)
@@ -59,27 +69,19 @@ def meta(ep: EpisodeData, t: int, task: str, **extra) -> dict:
     return {"task": task, "source": ep.source, "episode": ep.index, "frame": t, **extra}
 
 
-WAYPOINT_DISTANCE_FLOOR = 0.02  # m: frames at their waypoint still count, as much as one 2 cm away
-# m: the frames where the gripper's label turns (a grasp, a release, and the frame after) weigh as
-# much as a frame this far from its waypoint (about the demonstrations' mean distance, 0.10-0.11 m).
-# Their hand is at the waypoint, so by distance alone they were 1.2-1.6% of the frames drawn against
-# 6-9% of a demonstration, and the demo's pick-and-place policy, at the bin with the cube, read
-# "just placed" as "just grasped" and carried it off again instead of letting go.
-GRIPPER_TURN_DISTANCE = 0.1
-
-
 def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> int:
     """The frame an action example is made from: ``t`` as drawn ("uniform"), or ("distance") a frame
     drawn in proportion to how far the grasp point (state[:3]) still is from its waypoint label
     (action[:3]), at least WAYPOINT_DISTANCE_FLOOR. Along a demonstration the hand closes in on each
     waypoint and waits there, so on most frames the label is where the hand already is; weighting by
     distance makes the frames where the waypoint must be found in the scene the common ones; the
-    frames where the gripper's label turns weigh as a frame GRIPPER_TURN_DISTANCE away."""
+    frames where the gripper's label turns weigh as a frame ``ctx.gripper_turn_distance`` away."""
     if ctx.action_frames == "uniform":
         return t
     if ctx.action_frames != "distance":
         raise ValueError(f"action_frames must be 'uniform' or 'distance', got {ctx.action_frames!r}")
-    p = ep.meta.get("_frame_p_distance")
+    key = f"_frame_p_distance_{ctx.gripper_turn_distance}"  # cached per episode and weighting
+    p = ep.meta.get(key)
     if p is None:
         if ep.state.shape[-1] < 3 or ep.action.shape[-1] < 3:
             raise ValueError(
@@ -90,8 +92,8 @@ def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
         w = np.maximum(d, WAYPOINT_DISTANCE_FLOOR)
         if ep.action.shape[-1] >= 4:  # x, y, z, gripper
             turns = gripper_turns(ep.action[:, 3])
-            w[turns] = np.maximum(w[turns], GRIPPER_TURN_DISTANCE)
-        p = ep.meta["_frame_p_distance"] = w / w.sum()
+            w[turns] = np.maximum(w[turns], ctx.gripper_turn_distance)
+        p = ep.meta[key] = w / w.sum()
     return int(rng.choice(len(p), p=p))
 
 
