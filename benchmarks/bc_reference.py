@@ -3,7 +3,7 @@
     uio2 collect --env reach --episodes 300 --image-size 64 --control waypoint --action-noise 0.3 \\
         --out runs/bc_data/reach_wp
     python benchmarks/bc_reference.py --dataset runs/bc_data/reach_wp --labels waypoint --minutes 2 4 \\
-        [--checkpoint runs/demo/train/checkpoints/step-0003500]
+        [--checkpoint runs/demo/train/checkpoints/step-0002600]
 
 What can a small pixel policy learn from these demonstrations in CPU minutes? The network is the
 competent reference of issue 14: 4 conv layers (3x3, 32 channels, GroupNorm, ReLU) whose channels are

@@ -1,6 +1,6 @@
 """Does a checkpoint find the object an instruction names? Two probes on held-out layouts, in seconds.
 
-    python benchmarks/grounding.py --checkpoint runs/demo/train/checkpoints/step-0003500
+    python benchmarks/grounding.py --checkpoint runs/demo/train/checkpoints/step-0002600
 
 The demo's policy fails when it heads the wrong way from the first step (README, Status). These
 probes measure that directly, without closed-loop rollouts:

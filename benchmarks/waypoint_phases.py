@@ -1,6 +1,6 @@
 """Where a trained waypoint policy goes wrong: per phase of the expert's plan, its waypoint against the expert's.
 
-    python benchmarks/waypoint_phases.py --checkpoint runs/demo/train/checkpoints/step-0003500
+    python benchmarks/waypoint_phases.py --checkpoint runs/demo/train/checkpoints/step-0002600
 
 The expert drives held-out episodes (seeds >= 10000), so every state is one the expert visits; every
 ``--every`` steps the policy is asked for its chunk from the same observation and its first

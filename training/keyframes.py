@@ -20,7 +20,7 @@ from training.episodes import DatasetError
 def find_keyframes(
     position: np.ndarray, gripper: np.ndarray, pause_speed: float = 1e-3, min_pause: int = 2
 ) -> list[int]:
-    """Sorted frame indices: the last frame before each gripper change, each pause's first frame,
+    """Sorted frame indices: the first frame of each new gripper command, each pause's first frame,
     and the last frame. ``position`` (T, 3) metres; ``gripper`` (T,) commands (> 0 closed);
     ``pause_speed``: metres per frame below which the arm counts as still for ``min_pause`` frames."""
     position, gripper = np.asarray(position, np.float64), np.asarray(gripper, np.float64)
@@ -32,7 +32,10 @@ def find_keyframes(
         )
     closed = gripper > 0
     keys = {t - 1}
-    keys.update(int(i) for i in np.nonzero(closed[1:] != closed[:-1])[0])  # the frame before a change
+    # Where the gripper acts: the first frame of the new command, not the frame before it. A hand
+    # that lets go on the move (our experts over a bin) is a step, up to 1.5 cm, further on there,
+    # and the frames before the change aim at where it happens, not past it.
+    keys.update(int(i) + 1 for i in np.nonzero(closed[1:] != closed[:-1])[0])
     speed = np.r_[np.linalg.norm(np.diff(position, axis=0), axis=1), np.inf]
     still = speed < pause_speed
     run = 0
