@@ -316,6 +316,10 @@ def test_a_grasp_or_release_weighs_as_much_as_a_frame_far_from_its_waypoint():
 
 
 def test_distance_weighted_action_frames_need_a_position_and_a_waypoint():
+    for bad in (-0.1, float("nan")):
+        ctx = TaskContext(history=0, action_frames="distance", gripper_turn_distance=bad)
+        with pytest.raises(ValueError, match="gripper_turn_distance"):
+            FAMILIES["action"].make(_waypoint_episode(), 0, np.random.default_rng(0), ctx)
     ep = _waypoint_episode()
     ep.state = ep.state[:, :2]
     with pytest.raises(ValueError, match=r"state\[:3\]"):

@@ -83,6 +83,10 @@ def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
     key = f"_frame_p_distance_{ctx.gripper_turn_distance}"  # cached per episode and weighting
     p = ep.meta.get(key)
     if p is None:
+        if not (np.isfinite(ctx.gripper_turn_distance) and ctx.gripper_turn_distance >= 0):
+            raise ValueError(
+                f"data.gripper_turn_distance must be a distance >= 0 (m), got {ctx.gripper_turn_distance}"
+            )
         if ep.state.shape[-1] < 3 or ep.action.shape[-1] < 3:
             raise ValueError(
                 f"action_frames='distance' needs a grasp position in state[:3] and a waypoint in action[:3]; "
