@@ -204,6 +204,13 @@ class Policy:
         else decided it (a demonstrator that moved on)."""
         self._progress.reached = self._check_command(waypoint, "reached waypoint")
 
+    @property
+    def reached_waypoint(self) -> np.ndarray | None:
+        """The last waypoint the robot reached, as this policy keeps it (``previous_action``; what the
+        model reads after the state); None before the episode's first observation."""
+        reached = self._progress.reached
+        return None if reached is None else reached.copy()
+
     def _check_command(self, action, name: str) -> np.ndarray:
         a = np.asarray(action, np.float32)
         if a.shape != (self.action_dim,) or not np.isfinite(a).all():

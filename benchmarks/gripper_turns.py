@@ -42,7 +42,7 @@ def probe(policy, episodes, finger_opening: float | None) -> dict:
             kind = "grasp" if grip[t0] > 0 else "release"
             for t in [t0 + k for k in OFFSETS if 0 <= t0 + k < len(grip)]:
                 session = policy.new_session()
-                session._progress.reached = marked.state[t, ep.state.shape[1] :].copy()
+                session.set_reached_waypoint(marked.state[t, ep.state.shape[1] :])
                 state = ep.state[t].copy()
                 if finger_opening is not None:
                     state[FINGER_OPENING] = finger_opening

@@ -220,5 +220,8 @@ def test_previous_action_feeds_back_the_last_waypoint_reached(tiny_checkpoint):
     # Or the caller says which waypoint was reached (a demonstrator that moved on).
     policy.set_reached_waypoint([0.1, 0.2, 0.3, 1.0])
     np.testing.assert_allclose(policy._action_example(obs).state[3:], [0.1, 0.2, 0.3, 1.0])
+    np.testing.assert_allclose(policy.reached_waypoint, [0.1, 0.2, 0.3, 1.0])  # what a trace reads
+    policy.reset()
+    assert policy.reached_waypoint is None  # nothing reached before the episode's first observation
     with pytest.raises(ValueError, match="last command must be 4 finite values"):
         policy.set_last_command([0.1, np.nan, 0.3, 1.0])
