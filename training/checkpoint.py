@@ -126,7 +126,8 @@ class PretrainedCheckpoint(L.Callback):
         trainer.strategy.barrier("checkpoint-mkdir")
         # Every rank takes part (FSDP gathers shards); Lightning writes the file on rank 0 only.
         trainer.save_checkpoint(tmp / TRAINER_STATE)
-        with full_parameters(trainer):
+        averaged = getattr(trainer.lightning_module, "averaged_weights", contextlib.nullcontext)
+        with full_parameters(trainer), averaged():  # the trainer state above keeps the raw weights
             if trainer.is_global_zero:
                 self.save_pretrained(tmp)
                 if self.cfg is not None:

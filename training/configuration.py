@@ -118,6 +118,9 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW
     beta2_decay: float = -0.8  # Adafactor: UIO-2's decay rate 0.8
     grad_clip: float = 1.0
+    # Checkpoints hold an exponential moving average of the weights with this decay (0: the weights
+    # themselves; training/ema.py). Not with strategy fsdp, whose shards the average cannot follow.
+    ema_decay: float = 0.0
 
 
 @dataclass

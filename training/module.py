@@ -11,6 +11,7 @@ the same global batch; the plain per-rank mean would weight ranks with few token
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -21,6 +22,7 @@ import lightning as L
 import torch
 
 from training.configuration import TrainConfig
+from training.ema import WeightEMA
 from training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,11 @@ class UIO2Module(L.LightningModule):
         self._last_step_end: float | None = None
         # The latest optimiser step's loss, lr, grad norm (read by training.loggers.LossHistory).
         self.last_record: dict[str, Any] | None = None
+        if cfg.optim.ema_decay and cfg.trainer.strategy == "fsdp":
+            raise ValueError(
+                "optim.ema_decay does not work with trainer.strategy=fsdp (sharded weights); set it to 0"
+            )
+        self.ema = WeightEMA(model, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
 
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -91,6 +98,8 @@ class UIO2Module(L.LightningModule):
         opt.step()
         opt.zero_grad(set_to_none=True)
         sched.step()
+        if self.ema is not None:
+            self.ema.update()
         self._consecutive_nonfinite = 0
 
         global_loss = self.trainer.strategy.reduce(loss.detach().float(), reduce_op="mean")
@@ -189,6 +198,8 @@ class UIO2Module(L.LightningModule):
             "nonfinite_skipped": self.nonfinite_skipped,
             "torch_rng": torch.get_rng_state(),
         }
+        if self.ema is not None:
+            checkpoint["uio2"]["ema"] = self.ema.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("uio2", {})
@@ -196,6 +207,12 @@ class UIO2Module(L.LightningModule):
         self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
         if "torch_rng" in state:  # dropout and any other torch sampling continue as if never stopped
             torch.set_rng_state(state["torch_rng"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+
+    def averaged_weights(self):
+        """A block in which the model holds the weights a checkpoint exports (the average, if any)."""
+        return self.ema.averaged() if self.ema is not None else contextlib.nullcontext()
 
 
 def token_stats(batch: Any, info: dict[str, Any]) -> dict[str, float]:
