@@ -89,6 +89,13 @@ class DataConfig:
     # with_previous_action; the policy feeds back its own last command): D more state features,
     # after the dataset's own, for state_dims to select. Waypoint labels only.
     previous_action: bool = False
+    # Copycat features hidden from a share of action examples: with probability ``state_dropout``
+    # the state features ``state_dropout_dims`` (indices into the full state, as state_dims) are set
+    # to the middle of their range, which the model reads as 0 (ChauffeurNet's past-motion dropout,
+    # Bansal et al. 2018). A policy that copies the fingers' opening into its gripper command never
+    # lets go; without the opening it must read the other cues, which it can then use always.
+    state_dropout_dims: list[int] | None = None
+    state_dropout: float = 0.0
     # K future actions per target; None = the model preset's action_chunk_size (must match a loaded checkpoint's).
     chunk_size: int | None = None
     # Share of action examples whose instruction is spoken; None = the mixture's action/action_speech weights.

@@ -76,7 +76,29 @@ def task_context(cfg: TrainConfig, episodes, processor: Processor, synthesize) -
         action_frames=cfg.data.action_frames,
         gripper_turn_distance=cfg.data.gripper_turn_distance,
         locations=processor.locations,
+        **state_dropout(cfg, processor),
     )
+
+
+def state_dropout(cfg: TrainConfig, processor: Processor) -> dict:
+    """TaskContext's data.state_dropout fields: where the dropped features sit in the selected state,
+    and the value that hides them (the middle of each feature's q01..q99, which scale_state makes 0)."""
+    p, dims = cfg.data.state_dropout, cfg.data.state_dropout_dims or []
+    if not (np.isfinite(p) and 0.0 <= p <= 1.0):
+        raise ValueError(f"data.state_dropout must be a probability in [0, 1], got {p}")
+    if p == 0 or not dims:
+        return {}
+    selected = cfg.data.state_dims
+    at = [selected.index(d) if selected is not None and d in selected else d for d in dims]
+    missing = [d for d in dims if selected is not None and d not in selected]
+    stats = processor.state_stats
+    if missing or stats is None or any(not 0 <= a < stats.dim for a in at):
+        raise ValueError(
+            f"data.state_dropout_dims {dims} must be state features the model reads "
+            f"(data.state_dims {selected}, {None if stats is None else stats.dim} features)"
+        )
+    fill = (np.asarray(stats.q01, np.float32) + np.asarray(stats.q99, np.float32)) / 2
+    return {"state_dropout": float(p), "state_dropout_at": tuple(at), "state_fill": fill}
 
 
 def default_denoiser(cfg: TrainConfig) -> Denoiser:

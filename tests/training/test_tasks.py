@@ -348,3 +348,35 @@ def test_previous_action_refuses_actions_that_are_not_waypoints(make_config, tmp
     cfg = make_config(tmp_path, "data.previous_action=true")  # control=velocity, action_labels=action
     with pytest.raises(ValueError, match="previous_action feeds the last waypoint"):
         train(cfg, episodes=[])
+
+
+def test_state_dropout_hides_the_copycat_features_of_a_share_of_action_examples(rollouts):
+    ep = rollouts[1]
+    fill = np.full(3, 7.0, np.float32)
+    ctx = TaskContext(state_dims=(0, 6, 7), state_dropout=0.5, state_dropout_at=(1, 2), state_fill=fill)
+    states = [FAMILIES["action"].make(ep, 5, np.random.default_rng(s), ctx).state for s in range(40)]
+    hidden = [s for s in states if s[1] == 7.0]
+    assert 8 < len(hidden) < 32  # about half
+    for s in states:
+        assert s[0] == ep.state[5, 0]  # the hand's position always stays
+        assert (s[1:] == 7.0).all() or np.array_equal(s[1:], ep.state[5, [6, 7]])  # both or neither
+    never = TaskContext(state_dims=(0, 6, 7))
+    np.testing.assert_array_equal(
+        FAMILIES["action"].make(ep, 5, np.random.default_rng(0), never).state, ep.state[5, [0, 6, 7]]
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (("data.state_dropout=1.5", "data.state_dropout_dims=[6]"), "probability"),
+        (("data.state_dropout=0.5", "data.state_dropout_dims=[6]", "data.state_dims=[0,1,2]"), "features"),
+    ],
+)
+def test_state_dropout_refuses_a_bad_probability_or_a_feature_not_read(
+    overrides, match, rollouts, make_config, tmp_path
+):
+    from training.trainer import train
+
+    with pytest.raises(ValueError, match=match):
+        train(make_config(tmp_path, *overrides), episodes=rollouts)

@@ -37,7 +37,7 @@ def make_action(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskCont
         text=prompt("action", rng, instruction=ep.instruction),
         image=image,
         image_history=image_history,
-        state=robot_state(ep, t, ctx),
+        state=robot_state(ep, t, ctx, rng),
         meta=meta(ep, t, "action", env_task=ep.task),
     )
 
@@ -55,7 +55,7 @@ def make_action_speech(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
         image=image,
         image_history=image_history,
         audio=audio,
-        state=robot_state(ep, t, ctx),
+        state=robot_state(ep, t, ctx, rng),
         meta=meta(ep, t, "action_speech", env_task=ep.task),
     )
 

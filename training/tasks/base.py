@@ -51,6 +51,11 @@ class TaskContext:
     # Which frames action examples use: "uniform" or "distance" (``action_frame_index``).
     action_frames: str = "uniform"
     gripper_turn_distance: float = GRIPPER_TURN_DISTANCE  # data.gripper_turn_distance
+    # data.state_dropout: with this probability the selected state's features ``state_dropout_at``
+    # (positions in the selected state) become ``state_fill`` (the middle of their range).
+    state_dropout: float = 0.0
+    state_dropout_at: tuple[int, ...] = ()
+    state_fill: np.ndarray | None = None
     # The model's <loc_N> tokenizer (Processor.locations, ModelConfig.location_bins bins): boxes,
     # points and the 3D values are written with it.
     locations: LocationTokenizer = field(default_factory=LocationTokenizer)
@@ -142,9 +147,15 @@ def random_shift(
     return shift(image), None if image_history is None else shift(image_history)
 
 
-def robot_state(ep: EpisodeData, t: int, ctx: TaskContext) -> np.ndarray:
-    """The state features at ``t`` the model reads (``ctx.state_dims``), float32."""
-    return select_state(ep.state[t], ctx.state_dims)
+def robot_state(ep: EpisodeData, t: int, ctx: TaskContext, rng: np.random.Generator) -> np.ndarray:
+    """The state features at ``t`` the model reads (``ctx.state_dims``), float32; with probability
+    ``ctx.state_dropout`` the copycat features among them hidden (set to the middle of their range)."""
+    state = select_state(ep.state[t], ctx.state_dims)
+    if ctx.state_dropout > 0 and ctx.state_dropout_at and rng.random() < ctx.state_dropout:
+        at = list(ctx.state_dropout_at)
+        state = state.copy()
+        state[at] = ctx.state_fill[at]
+    return state
 
 
 def action_chunk(ep: EpisodeData, t: int, k: int) -> np.ndarray:
