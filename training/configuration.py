@@ -108,6 +108,12 @@ class DataConfig:
     # reached 4.5 px on pointing and refexp alone, 15.8 px once action examples (16 tokens each)
     # joined them, and 6.6 px with those weighed by examples.
     loss_weighting: Literal["token", "example"] = "token"
+    # Per action dimension, how much its tokens weigh in an action example's loss (None: alike),
+    # e.g. [1, 1, 1, 3] for x, y, z, gripper. With loss_weighting "example" the example's weight is
+    # shared out in these proportions. The gripper's label turns on a few frames, and a policy whose
+    # gripper token had not yet learned the release (P(open) 0.3 at the frame where the
+    # demonstration opens, seed 1) carried the cube to the bin and held it there.
+    action_loss_weights: list[float] | None = None
     # Mixture of denoisers (training/denoisers.py): objective weights per target modality, e.g.
     # {text: {R: 0.4, S: 0.4, X: 0.2}, image: {R: 0.5, S: 0.5}}; null = the denoisers' defaults.
     denoiser_weights: dict[str, dict[str, float]] | None = None

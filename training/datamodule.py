@@ -110,6 +110,20 @@ def default_denoiser(cfg: TrainConfig) -> Denoiser:
     )
 
 
+def check_action_loss_weights(weights: list[float] | None, processor: Processor) -> torch.Tensor | None:
+    """data.action_loss_weights as a tensor, one weight per action dimension, or an error naming them."""
+    if weights is None:
+        return None
+    w = torch.tensor([float(v) for v in weights])
+    dim = processor.action_tokenizer.stats.dim if processor.action_tokenizer is not None else None
+    if dim is None or len(w) != dim or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or w.sum() <= 0:
+        raise ValueError(
+            f"data.action_loss_weights must be one finite weight >= 0 per action dimension ({dim}), "
+            f"not all 0; got {list(weights)}"
+        )
+    return w
+
+
 def weigh_examples_equally(batch: dict[str, Any]) -> dict[str, Any]:
     """Rescale ``dec_loss_mask`` in place so that every example weighs the same in the loss.
 
@@ -142,10 +156,12 @@ class BatchStream(IterableDataset):
         denoiser: Denoiser | None = None,
         stop: int | None = None,
         loss_weighting: str = "token",
+        action_loss_weights: list[float] | None = None,
     ):
         if loss_weighting not in ("token", "example"):
             raise ValueError(f"loss_weighting must be 'token' or 'example', got {loss_weighting!r}")
         self.loss_weighting = loss_weighting
+        self.action_loss_weights = check_action_loss_weights(action_loss_weights, processor)
         self.mixture, self.processor = mixture, processor
         self.local_batch, self.rank, self.world_size = local_batch, rank, world_size
         self.start, self.stop, self.seed, self.packed = start, stop, seed, packed
@@ -165,6 +181,9 @@ class BatchStream(IterableDataset):
         self.processor.training = True
         self.processor.generator.manual_seed(int(rng.integers(2**62)))  # patch subsampling
         enc = self.processor.encode(self.mixture.example(index))
+        if self.action_loss_weights is not None and enc.target == "action":
+            steps = len(enc.loss_mask) // len(self.action_loss_weights)
+            enc.loss_mask = enc.loss_mask * self.action_loss_weights.repeat(steps)
         return self.denoiser(enc, rng, self.processor) if self.denoiser is not None else enc
 
     def batch(self, b: int) -> dict[str, Any]:
@@ -234,6 +253,7 @@ class UIO2DataModule(L.LightningDataModule):
             denoiser=self.denoiser,
             stop=stop,
             loss_weighting=self.cfg.data.loss_weighting,
+            action_loss_weights=self.cfg.data.action_loss_weights,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -94,3 +94,26 @@ def test_example_weighting_gives_every_example_the_same_share_of_the_loss():
     assert info["ce"] == pytest.approx(float(per_example.mean()), rel=1e-5)
     with pytest.raises(ValueError, match="loss_weighting"):
         BatchStream(None, tiny_processor, 2, loss_weighting="tokens")
+
+
+def test_action_loss_weights_share_an_action_example_out_by_dimension(rollouts, make_config, tmp_path):
+    """data.action_loss_weights [1, 1, 1, 3]: in each action example the gripper tokens weigh 3x the
+    others, and every example still weighs the same (example weighting); a wrong length is refused."""
+    cfg = make_config(
+        tmp_path,
+        "data.mixture={action: 1.0}",
+        "data.loss_weighting=example",
+        "data.action_loss_weights=[1,1,1,3]",
+    )
+    _, processor = fresh_model(cfg, rollouts, None)
+    stream = UIO2DataModule(cfg, processor, rollouts).stream()
+    batch = stream.batch(0)
+    mask, ex = batch["dec_loss_mask"], batch["dec_example"]
+    for i in range(len(batch["example_row"])):
+        w = mask[ex == i].view(-1, 4)  # (K, D): steps x (x, y, z, gripper)
+        assert torch.allclose(w[:, 3], 3 * w[:, 0]) and torch.allclose(w[:, :3], w[:, :1].expand(-1, 3))
+    totals = [float(mask[ex == i].sum()) for i in range(len(batch["example_row"]))]
+    assert totals == pytest.approx([totals[0]] * len(totals))
+    bad = make_config(tmp_path, "data.mixture={action: 1.0}", "data.action_loss_weights=[1,3]")
+    with pytest.raises(ValueError, match="action_loss_weights"):
+        UIO2DataModule(bad, processor, rollouts).stream()
