@@ -7,8 +7,10 @@ On the frames around each gripper turn of the first ``--episodes`` demonstration
 frames the policy was trained on), given the dataset's own observation and the last waypoint reached
 (training's ``previous_waypoints``), the policy is asked for its chunk; reported per turn (grasp or
 release) and frame offset from it (-3 .. +1): how often the first command's gripper agrees with the
-label, and the xy error of its waypoint. ``--finger-opening`` overrides the state's finger opening
-(feature 6 of our suite's state) on every probed frame: if the answers follow it, the policy copies
+label, the xy error of its waypoint, and the model's probability of the label teacher-forced
+(``p_label``: how far the decision has been learned; greedy decoding takes it only above about
+0.5). ``--finger-opening`` overrides the state's finger opening (feature 6 of our suite's state)
+on every probed frame: if the answers follow it, the policy copies
 the fingers into its command instead of reading the stage (the demo's policy, before
 data.gripper_turn_distance 0.4: releases 0 of 15, and 9 of 15 with the opening set to open).
 Writes benchmarks/results/gripper_turns.json (or ``--out``).
@@ -27,12 +29,13 @@ import numpy as np
 RESULTS = Path(__file__).parent / "results"
 OFFSETS = range(-3, 2)
 FINGER_OPENING = 6  # the state feature of our suite's finger opening (envs/tabletop.py)
+GRIPPER = 3  # the action feature of the gripper command (x, y, z, gripper)
 
 
 def probe(policy, episodes, finger_opening: float | None) -> dict:
     """{kind: {offset: {"n", "gripper_agrees", "xy_cm"}}} over the gripper turns of ``episodes``."""
     from training.keyframes import with_previous_action
-    from training.tasks.base import gripper_turns
+    from training.tasks.base import action_chunk, gripper_turns
 
     rows = defaultdict(list)
     for ep, marked in zip(episodes, with_previous_action(episodes)):
@@ -51,11 +54,13 @@ def probe(policy, episodes, finger_opening: float | None) -> dict:
                     "state": state,
                     "instruction": ep.instruction,
                 }
+                label_p = label_probability(policy, session, obs, action_chunk(ep, t, policy.chunk_size))
                 got = policy.predict_action_chunk_batch([obs], [session])[0][0]
                 rows[(kind, t - t0)].append(
                     (
                         float(np.sign(got[3]) == np.sign(grip[t])),
                         100 * float(np.linalg.norm(got[:2] - ep.action[t, :2])),
+                        label_p,
                     )
                 )
     out: dict = defaultdict(dict)
@@ -65,8 +70,28 @@ def probe(policy, episodes, finger_opening: float | None) -> dict:
             "n": len(r),
             "gripper_agrees": float(r[:, 0].mean()),
             "xy_cm": float(r[:, 1].mean()),
+            "p_label": float(r[:, 2].mean()),
         }
     return dict(out)
+
+
+def label_probability(policy, session, observation: dict, chunk: np.ndarray) -> float:
+    """The model's probability of the demonstration's gripper label at the chunk's first step,
+    teacher-forced on the demonstration's x, y, z before it: how far the decision has been learned
+    (greedy decoding takes it only above about 0.5; seed 1 of the demo sat at 0.3 on releases)."""
+    import torch
+
+    from model.packing import collate
+
+    example = session._action_example(observation)
+    example.target_value = chunk.astype(np.float32)
+    encoded = policy.processor.encode(example)
+    with torch.inference_mode():
+        _, info = policy.model(collate([encoded], policy.model.config, packed=False), return_logits=True)
+    logits = info["logits"][0][GRIPPER]  # the first step's gripper token (x, y, z, gripper)
+    start = policy.processor.vocab.segments["action"].start
+    label = int(encoded.target_ids[GRIPPER]) - start
+    return float(torch.softmax(logits, -1)[label])
 
 
 def main() -> None:
@@ -97,7 +122,8 @@ def main() -> None:
         )
         for kind, offsets in by_kind.items():
             line = "  ".join(
-                f"{k}: {v['gripper_agrees']:.0%} ({v['xy_cm']:.1f} cm)" for k, v in offsets.items()
+                f"{k}: {v['gripper_agrees']:.0%} p {v['p_label']:.2f} ({v['xy_cm']:.1f} cm)"
+                for k, v in offsets.items()
             )
             print(f"{task:10s} {kind:7s} gripper agrees at turn {line}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
