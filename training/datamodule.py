@@ -116,7 +116,13 @@ def check_action_loss_weights(weights: list[float] | None, processor: Processor)
         return None
     w = torch.tensor([float(v) for v in weights])
     dim = processor.action_tokenizer.stats.dim if processor.action_tokenizer is not None else None
-    if dim is None or len(w) != dim or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or w.sum() <= 0:
+    if (
+        dim is None
+        or len(w) != dim
+        or not bool(torch.isfinite(w).all())
+        or bool((w < 0).any())
+        or w.sum() <= 0
+    ):
         raise ValueError(
             f"data.action_loss_weights must be one finite weight >= 0 per action dimension ({dim}), "
             f"not all 0; got {list(weights)}"
