@@ -166,6 +166,7 @@ def test_a_failed_save_leaves_the_old_checkpoint_whole(tmp_path):
 
     class Trainer:  # just what PretrainedCheckpoint.save reads from a Lightning Trainer
         global_step, is_global_zero = 3, True
+        lightning_module = None  # no weight average to swap in
 
         class strategy:
             @staticmethod
