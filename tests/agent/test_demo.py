@@ -27,6 +27,9 @@ def test_demo_quick_runs_every_stage(tmp_path):
     assert list((out / "eval_text" / "videos").glob("*.mp4"))
     assert list((out / "eval_speech" / "videos").glob("*.mp4"))
     assert "| **mean** |" in proc.stdout
+    # Trained data-parallel in two processes (DDP over gloo), one `uio2 train` child command.
+    assert report["train"]["processes"] == 2 and report["train"]["batch_size"] == 4
+    assert (out / "train" / "train_config.yaml").exists()
     # The checkpoint says how training fed the model (state features, history) and the robot's limits.
     policy = json.loads((Path(report["train"]["checkpoint"]) / "policy.json").read_text())
     # The last command joins the state (8-11) and the policy feeds back its own.
@@ -68,3 +71,13 @@ def test_a_rerun_reuses_its_demonstrations_and_never_mixes_in_others(tmp_path):
     from envs.dataset import LeRobotDataset
 
     assert len(LeRobotDataset(dataset / "reach")) == 1  # nothing was appended
+
+
+@pytest.mark.parametrize("processes", [0, 3])
+def test_training_processes_must_share_the_batch_evenly(tmp_path, processes):
+    from agent.demo import DemoConfig, train
+
+    cfg = DemoConfig(out=str(tmp_path), train_processes=processes, train_overrides=["trainer.batch_size=4"])
+    with pytest.raises(ValueError, match=f"train_processes={processes} .*trainer.batch_size=4"):
+        train(cfg, tmp_path / "dataset")
+    assert not (tmp_path / "train").exists()  # refused before anything was written
