@@ -207,22 +207,30 @@ def _train_processes(train_cfg, processes: int) -> Path:
     }
     cmd = [sys.executable, "-m", "agent.cli", "train", "--config", str(config)]
     ranks = [subprocess.Popen(cmd, env={**env, "LOCAL_RANK": str(r)}) for r in range(processes)]
-    try:
-        while any(p.poll() is None for p in ranks):
-            if any(p.returncode not in (None, 0) for p in ranks):
-                break  # the others would wait for it in their next all-reduce forever
-            time.sleep(1.0)
-    finally:
-        for p in ranks:
-            if p.poll() is None:
-                p.terminate()
-        codes = [p.wait() for p in ranks]
+    codes = supervise(ranks)
     if any(codes):
         raise RuntimeError(f"training failed (exit codes {codes} of the ranks): {' '.join(cmd)}")
     final = latest_checkpoint(out / "checkpoints")
     if final is None:
         raise RuntimeError(f"training finished without a checkpoint under {out / 'checkpoints'}")
     return final
+
+
+def supervise(ranks: list, poll_s: float = 1.0) -> list[int]:
+    """Wait for every process; once one fails, stop the others. Returns their exit codes.
+
+    Without it a rank that fails leaves its peers waiting in their next all-reduce forever."""
+    try:
+        while True:
+            codes = [p.poll() for p in ranks]  # every rank each time: any() would stop at the first
+            if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
+                break
+            time.sleep(poll_s)
+    finally:
+        for p in ranks:
+            if p.poll() is None:
+                p.terminate()
+    return [p.wait() for p in ranks]
 
 
 def _evaluate_mode(cfg: DemoConfig, checkpoint: Path, mode: str) -> dict:

@@ -81,3 +81,17 @@ def test_training_processes_must_share_the_batch_evenly(tmp_path, processes):
     with pytest.raises(ValueError, match=f"train_processes={processes} .*trainer.batch_size=4"):
         train(cfg, tmp_path / "dataset")
     assert not (tmp_path / "train").exists()  # refused before anything was written
+
+
+def test_a_failed_training_rank_stops_the_others():
+    """A rank that dies must not leave its peer waiting in an all-reduce for ever: the demo stops it."""
+    import time
+
+    from agent.demo import supervise
+
+    waiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    failing = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(0.5); sys.exit(3)"])
+    t0 = time.monotonic()
+    codes = supervise([waiting, failing], poll_s=0.05)  # the waiting one first: polled before the failure
+    assert time.monotonic() - t0 < 30
+    assert codes[1] == 3 and codes[0] != 0  # the waiting rank was terminated, not waited for
