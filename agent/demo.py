@@ -51,7 +51,7 @@ class DemoConfig:
     threads: int = 1
     # Training processes: data-parallel (DDP over gloo), one thread each, the global batch split
     # between them. One thread cannot use the second core (see ``threads``), a second process can:
-    # 1.56x the examples a second (batch 32 at 1.94 steps/s against batch 16 at 2.47 alone).
+    # about 1.5x the examples a second (batch 32 at 1.80-1.94 steps/s, batch 16 at 2.47 alone).
     train_processes: int = 2
 
 
@@ -179,7 +179,7 @@ def _train_processes(train_cfg, processes: int) -> Path:
 
     Child commands, started together as torchrun would (LOCAL_RANK, MASTER_ADDR / MASTER_PORT):
     left to itself Lightning starts the other ranks from ``trainer.fit``, by running the launching
-    command again, so each would load the demonstrations after the one before (about a minute
+    command again, so each would load the demonstrations after the one before (1-2 min
     each), and this command would collect them anew."""
     import subprocess
     import sys
