@@ -315,6 +315,53 @@ def test_a_grasp_or_release_weighs_as_much_as_a_frame_far_from_its_waypoint():
     assert shares[0.4] > 1.5 * shares[GRIPPER_TURN_DISTANCE]  # the setting is used, not a cached draw
 
 
+def test_a_led_stroke_weighs_as_far_as_its_chunk_reaches():
+    """A drawer's stroke is led by a point 3 cm ahead of the hand, so by the distance to the first
+    label its frames weighed little more than waiting ones (the demo's policy then held the handle
+    where it grasped it). The example's target is the whole chunk: weighed by its furthest waypoint
+    (7.5 cm ahead with 4), the stroke is drawn more, and a chunk of 1 weighs as before."""
+    n = 40
+    state = np.zeros((n, 8), np.float32)
+    state[:20, 1] = 0.015 * np.arange(20)  # the hand pulls 1.5 cm a step for 20 frames ...
+    state[20:, 1] = state[19, 1]  # ... then waits where it stopped
+    action = np.zeros((n, 4), np.float32)
+    action[:, :3] = state[:, :3]
+    action[:20, 1] += 0.03  # led 3 cm ahead
+    action[:, 3] = 1.0
+    ep = EpisodeData(
+        source="test", index=0, images={"scene": np.zeros((n, 8, 8, 3), np.uint8)}, state=state,
+        action=action, instruction="open the drawer",
+    )  # fmt: skip
+    shares = {}
+    for chunk in (1, 4):
+        rng = np.random.default_rng(0)
+        ctx = TaskContext(history=0, chunk_size=chunk, action_frames="distance", gripper_turn_distance=0.0)
+        drawn = np.array([FAMILIES["action"].make(ep, 25, rng, ctx).meta["frame"] for _ in range(3000)])
+        shares[chunk] = (drawn < 20).mean()
+    assert 0.55 < shares[1] < 0.65  # 0.03 against the 0.02 floor: 60%
+    assert shares[4] > 0.72, shares  # 0.075 against 0.02: about 79%
+
+
+def test_a_first_label_that_closes_the_gripper_is_a_turn():
+    """A button press or a push closes the gripper from its first label; the gripper starts open
+    (data.previous_action's "before the first"), so those first frames turn it. Without them the
+    demo's policy went for a button with open fingers, as if to pick it up."""
+    from training.tasks.base import gripper_turns
+
+    closes_first = np.array([1.0, 1.0, 1.0, -1.0, -1.0])
+    assert gripper_turns(closes_first).tolist() == [False, False, False, True, True]
+    assert gripper_turns(closes_first, before=-1.0).tolist() == [True, True, False, True, True]
+    assert not gripper_turns(-closes_first, before=-1.0)[:3].any()  # opens first: no turn at the start
+
+    ep = _waypoint_episode()
+    ep.state[:, :3] = ep.action[:, :3]  # the hand at its waypoint throughout: distance alone is flat
+    ep.action[:, 3] = 1.0  # closed from the first label
+    rng = np.random.default_rng(0)
+    ctx = TaskContext(history=0, chunk_size=1, action_frames="distance", gripper_turn_distance=0.4)
+    drawn = np.array([FAMILIES["action"].make(ep, 25, rng, ctx).meta["frame"] for _ in range(2000)])
+    assert np.isin(drawn, [0, 1]).mean() > 5 * np.isin(drawn, [2, 3]).mean()
+
+
 def test_distance_weighted_action_frames_need_a_position_and_a_waypoint():
     for bad in (-0.1, float("nan")):
         ctx = TaskContext(history=0, action_frames="distance", gripper_turn_distance=bad)

@@ -76,16 +76,17 @@ def meta(ep: EpisodeData, t: int, task: str, **extra) -> dict:
 
 def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: TaskContext) -> int:
     """The frame an action example is made from: ``t`` as drawn ("uniform"), or ("distance") a frame
-    drawn in proportion to how far the grasp point (state[:3]) still is from its waypoint label
-    (action[:3]), at least WAYPOINT_DISTANCE_FLOOR. Along a demonstration the hand closes in on each
-    waypoint and waits there, so on most frames the label is where the hand already is; weighting by
+    drawn in proportion to how far the grasp point (state[:3]) still is from its waypoint labels
+    (action[:3] of the frame's chunk, the furthest of them), at least WAYPOINT_DISTANCE_FLOOR. Along
+    a demonstration the hand closes in on each waypoint and waits there, so on most frames the label is where the hand already is; weighting by
     distance makes the frames where the waypoint must be found in the scene the common ones; the
     frames where the gripper's label turns weigh as a frame ``ctx.gripper_turn_distance`` away."""
     if ctx.action_frames == "uniform":
         return t
     if ctx.action_frames != "distance":
         raise ValueError(f"action_frames must be 'uniform' or 'distance', got {ctx.action_frames!r}")
-    key = f"_frame_p_distance_{ctx.gripper_turn_distance}"  # cached per episode and weighting
+    # Cached per episode and weighting.
+    key = f"_frame_p_distance_{ctx.gripper_turn_distance}_{ctx.chunk_size}"
     p = ep.meta.get(key)
     if p is None:
         if not (np.isfinite(ctx.gripper_turn_distance) and ctx.gripper_turn_distance >= 0):
@@ -97,22 +98,35 @@ def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
                 f"action_frames='distance' needs a grasp position in state[:3] and a waypoint in action[:3]; "
                 f"{ep.where('state')} has {ep.state.shape[-1]} state and {ep.action.shape[-1]} action features"
             )
-        d = np.linalg.norm(ep.state[:, :3] - ep.action[:, :3], axis=-1)
+        # How far the hand is from the furthest waypoint of the frame's chunk (the example's target),
+        # not from the first alone: a drawer's stroke is led by a point 3 cm ahead of the hand
+        # (envs/experts.py), so its frames weighed as frames at their waypoint, 6% of a drawer
+        # demonstration's draws against 22% of its frames, and the demo's policy held the handle
+        # where it grasped it. Its chunk of 4 reaches 7.5 cm ahead; waiting frames stay at the floor.
+        chunk = np.minimum(np.arange(len(ep))[:, None] + np.arange(max(1, ctx.chunk_size)), len(ep) - 1)
+        d = np.linalg.norm(ep.state[:, None, :3] - ep.action[chunk, :3], axis=-1).max(-1)
         w = np.maximum(d, WAYPOINT_DISTANCE_FLOOR)
         if ep.action.shape[-1] >= 4:  # x, y, z, gripper
-            turns = gripper_turns(ep.action[:, 3])
+            # From the open gripper "before the first" (data.previous_action's convention): a task
+            # whose first label closes it (press a button, push) turns at its first frames. Without
+            # them the demo's policy went for a button with open fingers, as if to pick it up
+            # (gripper agreeing with the expert on 65% of the frames before the press).
+            turns = gripper_turns(ep.action[:, 3], before=-1.0)
             w[turns] = np.maximum(w[turns], ctx.gripper_turn_distance)
         p = ep.meta[key] = w / w.sum()
     return int(rng.choice(len(p), p=p))
 
 
-def gripper_turns(gripper: np.ndarray, frames: int = 2) -> np.ndarray:
-    """(T,) bool: the frames whose gripper label (its sign) differs from one of the ``frames`` labels before."""
+def gripper_turns(gripper: np.ndarray, frames: int = 2, before: float | None = None) -> np.ndarray:
+    """(T,) bool: the frames whose gripper label (its sign) differs from one of the ``frames`` labels
+    before; ``before`` is the label before the first frame (None: the first frames turn from nothing)."""
     sign = np.sign(gripper)
+    if before is not None:
+        sign = np.r_[np.sign(before), sign]
     turns = np.zeros(len(sign), bool)
     for k in range(1, frames + 1):
         turns[k:] |= sign[k:] != sign[:-k]
-    return turns
+    return turns[1:] if before is not None else turns
 
 
 def frame(ep: EpisodeData, t: int) -> np.ndarray:
