@@ -78,9 +78,10 @@ def action_frame_index(ep: EpisodeData, t: int, rng: np.random.Generator, ctx: T
     """The frame an action example is made from: ``t`` as drawn ("uniform"), or ("distance") a frame
     drawn in proportion to how far the grasp point (state[:3]) still is from its waypoint labels
     (action[:3] of the frame's chunk, the furthest of them), at least WAYPOINT_DISTANCE_FLOOR. Along
-    a demonstration the hand closes in on each waypoint and waits there, so on most frames the label is where the hand already is; weighting by
-    distance makes the frames where the waypoint must be found in the scene the common ones; the
-    frames where the gripper's label turns weigh as a frame ``ctx.gripper_turn_distance`` away."""
+    a demonstration the hand closes in on each waypoint and waits there, so on most frames the label
+    is where the hand already is; weighting by distance makes the frames where the waypoint must be
+    found in the scene the common ones; the frames where the gripper's label turns weigh as a frame
+    ``ctx.gripper_turn_distance`` away."""
     if ctx.action_frames == "uniform":
         return t
     if ctx.action_frames != "distance":
