@@ -116,6 +116,14 @@ class ModelConfig:
     # demo's policy answered the same height whatever the hand's height or its last command (p of
     # the label's bin unchanged by zeroing the state), so it hovered where it should descend.
     decoder_state: bool = False
+    # The instruction also conditions the decoder: an attention pooling of its example's text
+    # tokens' embeddings (learned queries, model/layers.py WordPool), through a
+    # zero-initialised projection, is added to every decoder position (as decoder_state; a policy
+    # conditioned on an instruction embedding, as RT-1 / BC-Z are). Through cross-attention alone
+    # the tiny model never read the one word only the action tokens needed: a drawer's "open" /
+    # "shut" (the pointer reads colours and shapes through its own word attention; nothing else in
+    # the demo's action labels depends on the words), and every drawer episode went one way.
+    decoder_text: bool = False
 
     # Targets.
     max_text_target_len: int = 64

@@ -105,13 +105,13 @@ def generate(
     cross_kv = [blk.cross_attn.project_kv(enc) for blk in model.decoder]
     caches: list[dict] = [{"capacity": steps} for _ in model.decoder]
     modality = model.decoder_modality(torch.full((b2, 1), DEC_MODALITY[target], device=device))
-    if getattr(model, "decoder_state", None) is not None:
-        # Every decoder input of a row carries its example's state (config.decoder_state).
-        conds = [(batch, model.state_condition(batch))]
-        if guided:
-            conds.append((uncond_batch, model.state_condition(uncond_batch)))
+    if getattr(model, "decoder_state", None) is not None or getattr(model, "decoder_text", None) is not None:
+        # Every decoder input of a row carries its example's state and words (config.decoder_state,
+        # config.decoder_text).
+        parts = [(batch, enc[:b])] + ([(uncond_batch, enc[b:])] if guided else [])
         rows = []
-        for part, cond in conds:
+        for part, part_enc in parts:
+            cond = model.example_condition(part, part_enc[:, : part["enc_ids"].shape[1]])
             per_row = cond.new_zeros(part["enc_ids"].shape[0], cond.shape[-1])
             rows.append(per_row.index_copy(0, part["example_row"], cond))
         modality = modality + torch.cat(rows)[:, None]

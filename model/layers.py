@@ -272,3 +272,31 @@ class DecoderBlock(nn.Module):
         y = y + self.self_attn(self.self_norm(y), self_mask, angles, cache=cache)
         y = y + self.cross_attn(self.cross_norm(y), x_mask, context=enc, kv=cross_kv)
         return y + self.mlp(self.mlp_norm(y))
+
+
+class WordPool(nn.Module):
+    """Attention pooling of each example's instruction tokens with learned queries (one a head):
+    (N, d) tokens and their example ids -> (examples, d), through a zero-initialised output
+    projection (``config.decoder_text``): a query can pick the verb out of an instruction, where a
+    mean carries mostly what every instruction shares."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Parameter(torch.zeros(heads, d // heads))
+        self.k = nn.Linear(d, d, bias=False)
+        self.v = nn.Linear(d, d, bias=False)
+        self.out = nn.Linear(d, d, bias=False)
+
+    def forward(self, x: torch.Tensor, example: torch.Tensor, n: int) -> torch.Tensor:
+        h = self.heads
+        k = self.k(x).unflatten(-1, (h, -1))
+        scores = (k * self.query).sum(-1) / k.shape[-1] ** 0.5  # (N, heads)
+        index = example[:, None].expand(-1, h)
+        top = scores.new_full((n, h), float("-inf")).scatter_reduce(0, index, scores, "amax")
+        w = torch.exp(scores - top[example])
+        w = w / scores.new_zeros(n, h).index_add(0, example, w)[example]
+        pooled = x.new_zeros(n, h, x.shape[-1] // h).index_add(
+            0, example, w[..., None] * self.v(x).unflatten(-1, (h, -1))
+        )
+        return self.out(pooled.flatten(1))
