@@ -264,7 +264,7 @@ class PointerReadout(nn.Module):
         out = []
         width = PATCH_SIGMA / grid
         with full_precision(hidden):
-            for r, pos, attn, centres, h in self._attend(hidden, context, allowed, select, grid):
+            for r, pos, attn, centres, _ in self._attend(hidden, context, allowed, select, grid):
                 if attn is None:
                     out.append(hidden.new_zeros(len(pos), dtype=torch.float32))
                     continue
