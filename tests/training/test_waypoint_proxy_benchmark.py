@@ -44,7 +44,8 @@ def test_waypoint_proxy_smoke(tmp_path):
     checkpoint = next((tmp_path / "work" / "camera" / "train" / "checkpoints").glob("step-*"))
     phases_out = tmp_path / "phases.json"
     cmd = [sys.executable, "benchmarks/waypoint_phases.py", "--checkpoint", str(checkpoint), "--tasks", "reach",
-           "--episodes", "1", "--max-steps", "12", "--pointing-frames", "6", "--out", str(phases_out)]  # fmt: skip
+           "--episodes", "1", "--max-steps", "12", "--pointing-frames", "6", "--stroke-episodes", "2",
+           "--out", str(phases_out)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     measured = json.loads(phases_out.read_text())["results"]
@@ -52,3 +53,6 @@ def test_waypoint_proxy_smoke(tmp_path):
     phases = measured["reach"]
     assert phases and all(math.isfinite(p["xy_cm"]) and 0.0 <= p["gripper"] <= 1.0 for p in phases.values())
     assert sum(p["n"] for p in phases.values()) == 3  # steps 0, 4 and 8 of 12
+    stroke = measured["drawer_stroke"]  # every step of the expert's two strokes asked
+    assert set(stroke) <= {"open", "close"} and sum(s["n"] for s in stroke.values()) >= 4
+    assert all(0.0 <= s["right"] <= 1.0 for s in stroke.values()) and "drawer stroke" in proc.stdout
