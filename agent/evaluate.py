@@ -254,12 +254,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--temporal-ensemble", action="store_true", help="ACT temporal ensembling")
     parser.add_argument(
-        "--refine-bins",
-        type=int,
-        default=None,
-        help="read each action value between the bins, from the model's distribution this many bins around the greedy one",
-    )
-    parser.add_argument(
         "--switch-radius",
         type=float,
         default=None,
@@ -294,8 +288,6 @@ def run(args: argparse.Namespace) -> int:
         overrides["n_action_steps"] = args.n_action_steps
     if args.switch_radius is not None:
         overrides["switch_radius"] = args.switch_radius
-    if args.refine_bins is not None:
-        overrides["refine_bins"] = args.refine_bins
     if args.speech_input is not None:
         overrides["speech_input"] = args.speech_input
     if args.remote:

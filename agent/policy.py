@@ -70,9 +70,6 @@ class PolicyConfig:
     # one frame late at each switch counted right), by hand position alone on 41-74%.
     switch_radius: float | None = 0.03
     n_action_steps: int | None = None  # receding horizon; None: the whole chunk
-    # Each action value read between the bins: the mean of the model's distribution within this
-    # many bins of the greedy one (model/generation.py refined_offsets); 0: the greedy bin's centre.
-    refine_bins: int = 0
     temporal_ensemble: bool = False  # ACT-style: re-plan every step and average overlapping chunks
     ensemble_coeff: float = 0.01
     instruction: str = "auto"  # "auto": text if given, else speech; "text" or "speech" to force one
@@ -148,8 +145,6 @@ class Policy:
             raise ValueError(
                 f"n_action_steps must be in 1..{self.chunk_size}, got {self.config.n_action_steps}"
             )
-        if self.config.refine_bins < 0:
-            raise ValueError(f"refine_bins must be >= 0, got {self.config.refine_bins}")
         self.cameras = (self.config.camera,)
         self.image_size = model.config.image_size
         self.state_dim = model.config.max_state_dim
@@ -252,11 +247,7 @@ class Policy:
         examples = [s._action_example(o) for s, o in zip(sessions, observations)]
         with torch.inference_mode(), intra_op_threads(self.config.threads):
             chunks = self.model.generate_from_examples(
-                self.processor,
-                examples,
-                target="action",
-                frame_cache=self.frame_cache,
-                refine_bins=self.config.refine_bins,
+                self.processor, examples, target="action", frame_cache=self.frame_cache
             )
         out = np.empty((len(chunks), self.chunk_size, self.action_dim), np.float32)
         for i, (session, obs, chunk) in enumerate(zip(sessions, observations, chunks)):

@@ -2,20 +2,13 @@
 
 An absolute waypoint (the grasp point's target in the table frame) is, for a fixed camera, a
 pixel plus a height: ``v``, ``u`` are the image row and column (fractions of the image, 0..1, the
-same fractions location tokens use) of the target's foot, the point below it on the plane
+same fractions location tokens use) of the target's foot, the point below it on the table plane
 ``plane_z``; ``z`` stays metres. Written this way the acting skill is the pointing skill: the
 model's pointer readout (model/pointer.py) reads ``v`` and ``u`` off where it looks. The foot,
 not the target itself, because a waypoint hovering 10 cm above an object projects about a patch
 away from the object's pixels (a tilted camera's parallax), while the foot of any waypoint over
 an object lands on it. The calibration travels in the checkpoint (action_frame.json); decoding
-intersects the pixel's ray with the plane and takes the height as written.
-
-Which plane: what the camera sees of an object is its top and front, not its foot on the table.
-For the tabletop's scene camera (42 cm up, tilted 49 degrees) a 4 cm cube's centre is seen 1.8
-pixel rows above its foot at 64 px and its top face 3.6: a pointer that writes where it sees the
-cube, read back on the table plane, lands 1.5-6 cm behind it (the demo's policy let go of a
-stacked cube 1.5 cm behind the bottom one on average, runs/c0). On a plane at the objects'
-mid-height (``data.action_plane_z``) the foot of a waypoint over an object is where it is seen.
+intersects the pixel's ray with the table plane and takes the height as written.
 """
 
 from __future__ import annotations
@@ -38,7 +31,7 @@ class CameraActionFrame:
     # action statistics hold the camera frame).
     low: list[float] | None = None
     high: list[float] | None = None
-    plane_z: float = 0.0  # height of the plane the feet lie on (m; the table is 0)
+    plane_z: float = 0.0  # height of the table plane the feet lie on (m)
 
     def __post_init__(self) -> None:
         pos, rot = np.asarray(self.pos, float), np.asarray(self.xmat, float)
@@ -48,29 +41,18 @@ class CameraActionFrame:
             or not (np.isfinite(pos).all() and np.isfinite(rot).all())
         ):
             raise ValueError(f"camera pos must be 3 and xmat 3x3 finite values, got {self.pos}, {self.xmat}")
-        if not np.isfinite(self.plane_z) or self.plane_z >= pos[2]:
-            raise ValueError(f"plane_z must be finite and below the camera ({pos[2]} m), got {self.plane_z}")
         if not 0 < self.fovy < 180 or self.width < 1 or self.height < 1:
             raise ValueError(f"camera fovy must be in (0, 180) and its size positive, got {self.fovy}, "
                              f"{self.width}x{self.height}")  # fmt: skip
 
     @classmethod
-    def from_annotation(
-        cls, camera: dict, actions: np.ndarray | None = None, plane_z: float = 0.0
-    ) -> CameraActionFrame:
+    def from_annotation(cls, camera: dict, actions: np.ndarray | None = None) -> CameraActionFrame:
         """From a tabletop annotation's ``camera`` entry (envs/annotate.py), with the data's (N, D) waypoints' range."""
         low = high = None
         if actions is not None:
             low, high = np.min(actions, 0).tolist(), np.max(actions, 0).tolist()
         return cls(
-            camera["pos"],
-            camera["xmat"],
-            camera["fovy"],
-            camera["width"],
-            camera["height"],
-            low,
-            high,
-            plane_z,
+            camera["pos"], camera["xmat"], camera["fovy"], camera["width"], camera["height"], low, high
         )
 
     def to_dict(self) -> dict:

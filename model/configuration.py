@@ -105,10 +105,6 @@ class ModelConfig:
     # waypoint a few centimetres from what can be seen (the end of a drawer's stroke, in front of
     # its handle) is "the handle, moved", where attention alone must land on a bare patch.
     pointer_shift: bool = False
-    # That shift also reads the instruction's words through an attention of its own (model/pointer.py
-    # ``_shift``): a drawer's stroke goes one way or the other by one word ("open" / "shut"), which
-    # the decoder state never carried. Needs pointer_shift and pointer_words.
-    pointer_shift_words: bool = False
     # Weight of the pointer's patch loss (model/pointer.py): where a target token is an image point
     # (a point's or box corner's location tokens, a camera-frame waypoint's pixel), the pointer's
     # attention is also scored on the patch around that point, not only through the 1D bins.
@@ -179,11 +175,6 @@ class ModelConfig:
             raise ValueError(
                 f"pointer_word_heads must be >= 1 and divide pointer_dim {self.pointer_dim}, "
                 f"got {self.pointer_word_heads}"
-            )
-        if self.pointer_shift_words and not (self.pointer_shift and self.pointer_words):
-            raise ValueError(
-                "pointer_shift_words needs pointer_shift and pointer_words, got "
-                f"pointer_shift={self.pointer_shift}, pointer_words={self.pointer_words}"
             )
         if not self.pointer_patch_loss >= 0:
             raise ValueError(f"pointer_patch_loss must be >= 0, got {self.pointer_patch_loss}")

@@ -176,41 +176,12 @@ def generate(
     return out
 
 
-def refined_offsets(logits: torch.Tensor, ids: torch.Tensor, start: int, window: int) -> torch.Tensor:
-    """(B, T) float offsets of each greedy bin toward the mean of its neighbourhood.
-
-    logits (B, T, bins) over the bins; ids (B, T) the chosen global ids (bin + ``start``). The
-    distribution within ``window`` bins of the chosen one, renormalised, gives the expected
-    position; its distance from the chosen bin is the offset (0 where the mass sits on one bin).
-    A bin a pixel in the camera frame is 1.2-2 cm of table: the argmax alone cannot place a cube
-    within a stack's 2.5 cm, where the pointer's spread over neighbouring bins can."""
-    bins = logits.shape[-1]
-    chosen = ids - start
-    near = torch.arange(-window, window + 1, device=logits.device)
-    idx = chosen[..., None] + near  # (B, T, 2w+1)
-    inside = (idx >= 0) & (idx < bins)
-    local = logits.float().gather(-1, idx.clamp(0, bins - 1)).masked_fill(~inside, float("-inf"))
-    return (torch.softmax(local, -1) * near.float()).sum(-1)
-
-
 @torch.inference_mode()
 def generate_from_examples(
-    model,
-    processor,
-    examples: list,
-    target: str,
-    guidance_scale: float = 0.0,
-    refine_bins: int = 0,
-    **kwargs: Any,
+    model, processor, examples: list, target: str, guidance_scale: float = 0.0, **kwargs: Any
 ) -> list:
     """Examples (their targets are ignored) -> decoded outputs, one per example:
-    text -> str, action -> (K, D) float32, image -> (H, W, 3) uint8, audio -> (N,) float32 at 16 kHz.
-
-    ``refine_bins`` > 0 (actions only): each value is read between the bins, at the mean of the
-    model's distribution within that many bins of the greedy one (``refined_offsets``); 0 gives
-    the greedy bins' centres."""
-    if refine_bins < 0:
-        raise ValueError(f"refine_bins must be >= 0, got {refine_bins}")
+    text -> str, action -> (K, D) float32, image -> (H, W, 3) uint8, audio -> (N,) float32 at 16 kHz."""
     if target not in TARGET_MODALITIES:
         raise ValueError(f"unknown target modality {target!r}; expected one of {TARGET_MODALITIES}")
     cfg = model.config
@@ -227,20 +198,11 @@ def generate_from_examples(
     was_training = model.training
     if was_training:  # toggling walks every submodule (~2 ms for tiny): only when needed
         model.eval()
-    refine = target == "action" and refine_bins > 0
-    if refine:
-        kwargs["return_logits"] = True
     try:
         ids = generate(model, batch, target, guidance_scale=guidance_scale, **kwargs)
     finally:
         if was_training:
             model.train()
-    if refine:
-        ids, logits = ids
-        offsets = refined_offsets(logits, ids, model.vocab.output_range("action")[0], refine_bins)
-        return [
-            processor.decode_actions(row.cpu().tolist(), off.cpu().numpy()) for row, off in zip(ids, offsets)
-        ]
     ids = ids[0] if isinstance(ids, tuple) else ids
     decode = {
         "text": processor.decode_text,

@@ -369,11 +369,8 @@ class Processor:
     def decode_text(self, ids) -> str:
         return self._require_text().decode(ids)
 
-    def decode_actions(self, ids, offsets=None) -> np.ndarray:
-        """K*D action ids -> (K, D) float32 actions (bin centres, un-normalised).
-
-        ``offsets`` (K*D floats, at most half a bin past the segment's ends): where between the
-        bins each value lies, added to its bin (model/generation.py ``refine_bins``)."""
+    def decode_actions(self, ids) -> np.ndarray:
+        """K*D action ids -> (K, D) float32 actions (bin centres, un-normalised)."""
         if self.action_tokenizer is None:
             raise RuntimeError("decoding actions needs action statistics")
         start, size = self.vocab.segments["action"].start, self.vocab.sizes["action"]
@@ -382,8 +379,6 @@ class Processor:
             raise ValueError(
                 f"action ids must lie in the action segment [{start}, {start + size}), got {ids}"
             )
-        if offsets is not None:
-            bins = np.clip(bins + np.asarray(offsets, np.float64).reshape(bins.shape), -0.5, size - 0.5)
         actions = self.action_tokenizer.decode(bins.reshape(-1, self.action_tokenizer.dim))
         return actions if self.action_frame is None else self.action_frame.from_camera(actions)
 

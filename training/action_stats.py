@@ -41,12 +41,9 @@ def compute_action_stats(episodes: list[EpisodeData], frame: CameraActionFrame |
     return pixel_stats(ActionStats.from_actions(frame.to_camera(actions)))
 
 
-def action_frame_for(
-    frame: str, camera: str, episodes: list[EpisodeData], plane_z: float = 0.0
-) -> CameraActionFrame | None:
+def action_frame_for(frame: str, camera: str, episodes: list[EpisodeData]) -> CameraActionFrame | None:
     """``"native"``: None (actions binned as they are). ``"camera"``: the calibration of ``camera`` from
-    the episodes' annotations, for absolute waypoints [x, y, z, ...] in the table frame, their feet
-    on the plane ``plane_z`` (model/action_frame.py)."""
+    the episodes' annotations, for absolute waypoints [x, y, z, ...] in the table frame."""
     if frame == "native":
         return None
     if frame != "camera":
@@ -62,7 +59,7 @@ def action_frame_for(
         )
     if action_dim(episodes) < 3:
         raise DatasetError(f"{ep.where('action')}: camera-frame waypoints need actions [x, y, z, ...]")
-    return CameraActionFrame.from_annotation(calib, np.concatenate([e.action for e in episodes]), plane_z)
+    return CameraActionFrame.from_annotation(calib, np.concatenate([e.action for e in episodes]))
 
 
 def check_action_stats(stats: ActionStats, episodes: list[EpisodeData], stats_source: str) -> None:

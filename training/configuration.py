@@ -69,9 +69,6 @@ class DataConfig:
     # absolute waypoints [x, y, z, ...] as the target's pixel in ``camera`` (row, column fractions)
     # plus its height (model/action_frame.py), so the pointer readout that points also acts.
     action_frame: Literal["native", "camera"] = "native"
-    # The height (m) of the plane a camera-frame waypoint's pixel is the foot on (model/action_frame.py):
-    # where the objects the waypoints are about are seen, not the table under them.
-    action_plane_z: float = 0.0
     # Which labels are the actions: "action" as recorded; "waypoint" the dataset's recorded waypoint
     # feature (our experts record it beside velocity actions); "keyframes" waypoints found in the
     # trajectory (training/keyframes.py) for datasets with low-level actions only.

@@ -78,7 +78,7 @@ def fresh_model(
     from model.modeling import UnifiedIO
 
     config = model_config(cfg.model, cfg.data.chunk_size)
-    frame = action_frame_for(cfg.data.action_frame, cfg.data.camera, episodes, cfg.data.action_plane_z)
+    frame = action_frame_for(cfg.data.action_frame, cfg.data.camera, episodes)
     stats = compute_action_stats(episodes, frame)
     state = compute_state_stats(episodes, cfg.data.state_dims)
     bare = Processor(config, action_stats=stats, state_stats=state, action_frame=frame, **_vq_tokenizers(cfg))
@@ -196,9 +196,7 @@ def prepare(
             )
         model, processor = load_pretrained(cfg.init_from)
         if cfg.data.recompute_stats:
-            processor.action_frame = action_frame_for(
-                cfg.data.action_frame, cfg.data.camera, episodes, cfg.data.action_plane_z
-            )
+            processor.action_frame = action_frame_for(cfg.data.action_frame, cfg.data.camera, episodes)
             set_action_stats(processor, compute_action_stats(episodes, processor.action_frame))
             processor.state_stats = compute_state_stats(episodes, cfg.data.state_dims)
         elif processor.action_tokenizer is None:

@@ -108,25 +108,12 @@ class ActionTokenizer:
         return np.clip(np.floor((norm + 1.0) / 2.0 * self.bins), 0, self.bins - 1).astype(np.int64)
 
     def decode(self, bins: np.ndarray) -> np.ndarray:
-        """Bins (..., D) -> float32 actions at the bin centres, inside [q01, q99], always finite.
-
-        Integer bins decode to their centres; fractional ones (a position between bins, as the
-        policy's refined read gives, model/generation.py ``refine_bins``) in [-0.5, bins - 0.5]
-        decode linearly between them."""
+        """Bins (..., D) -> float32 actions at the bin centres, inside [q01, q99], always finite."""
         b = np.asarray(bins)
         if b.shape[-1:] != (self.dim,):
             raise ValueError(f"action bins must be (..., {self.dim}), got {b.shape}")
-        if np.issubdtype(b.dtype, np.integer):
-            if (b < 0).any() or (b >= self.bins).any():
-                raise ValueError(
-                    f"action bins must be integers in [0, {self.bins}), got {b.min()}..{b.max()}"
-                )
-        elif not np.issubdtype(b.dtype, np.floating) or not (
-            np.isfinite(b).all() and (b >= -0.5).all() and (b <= self.bins - 0.5).all()
-        ):
-            raise ValueError(
-                f"fractional action bins must be finite and in [-0.5, {self.bins - 0.5}], got {b.min()}..{b.max()}"
-            )
+        if not np.issubdtype(b.dtype, np.integer) or (b < 0).any() or (b >= self.bins).any():
+            raise ValueError(f"action bins must be integers in [0, {self.bins}), got {b.min()}..{b.max()}")
         norm = (b.astype(np.float64) + 0.5) / self.bins * 2.0 - 1.0
         out = (norm + 1.0) / 2.0 * self.span + self.low
         return np.where(self.high > self.low, out, self.low).astype(np.float32)

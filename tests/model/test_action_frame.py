@@ -57,22 +57,3 @@ def test_processor_writes_pixels_and_decodes_the_table_frame(scene, tiny_config,
     loaded = Processor.from_pretrained(tmp_path, tiny_config)
     assert loaded.action_frame == frame
     np.testing.assert_array_equal(loaded.decode_actions(ids.tolist()), back)
-
-
-def test_on_the_objects_plane_a_waypoint_over_an_object_is_written_where_it_is_seen(scene):
-    """The parallax the table plane leaves (model/action_frame.py): a waypoint over an object, its
-    foot on the table, is written 1.5-2 pixel rows below where the object's centre is seen; on a
-    plane at the objects' mid-height (the demo's data.action_plane_z) within a row of it."""
-    table = CameraActionFrame.from_annotation(scene["camera"])
-    mid = CameraActionFrame.from_annotation(scene["camera"], plane_z=0.03)
-    assert mid.plane_z == 0.03 and CameraActionFrame(**mid.to_dict()) == mid
-    for obj in scene["objects"]:
-        xyz = np.asarray(obj["center"], np.float64)
-        px, py = obj["point"]
-        over = np.r_[xyz[:2], 0.12, 1.0][None]  # carrying height over it
-        on_table, on_mid = table.to_camera(over)[0], mid.to_camera(over)[0]
-        assert abs(on_mid[0] * 64 - py) < 1.0 and abs(on_mid[1] * 64 - px) < 1.0, obj["name"]
-        assert on_table[0] * 64 - py > 1.2, obj["name"]  # the foot on the table: below it in the image
-        np.testing.assert_allclose(mid.from_camera(on_mid[None])[0], over[0], atol=1e-5)
-    with pytest.raises(ValueError, match="plane_z must be finite and below the camera"):
-        CameraActionFrame.from_annotation(scene["camera"], plane_z=5.0)

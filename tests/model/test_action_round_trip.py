@@ -67,14 +67,3 @@ def test_bad_actions_and_bins_raise_naming_the_value(tokenizer):
         ActionStats.from_actions(np.array([[np.nan, 1.0]]))
     with pytest.raises(ValueError, match="q99 must be >= q01"):
         ActionStats(q01=[1.0], q99=[0.0])
-
-
-def test_fractional_bins_decode_between_the_centres(tokenizer):
-    bins = np.array([[10, 20, 30, 40]])
-    lo, hi = tokenizer.decode(bins), tokenizer.decode(bins + 1)
-    np.testing.assert_allclose(tokenizer.decode(bins + 0.5), (lo + hi) / 2, atol=1e-6)
-    np.testing.assert_allclose(tokenizer.decode(bins.astype(np.float64)), lo, atol=1e-6)
-    with pytest.raises(ValueError, match=r"\[-0.5, 255.5\]"):
-        tokenizer.decode(np.array([[0.0, 1.0, 2.0, 256.0]]))
-    with pytest.raises(ValueError, match="finite"):
-        tokenizer.decode(np.array([[0.0, 1.0, 2.0, np.nan]]))
