@@ -16,6 +16,7 @@ Writes benchmarks/results/waypoint_phases.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 from collections import defaultdict
@@ -28,6 +29,30 @@ TASKS = ["reach", "push", "pick_place", "stack", "drawer", "button"]
 LAST_PHASE = 4  # phases from here on are pooled
 
 
+def expert_drives(env, expert, session, seed: int):
+    """Yield (t, obs, want, moved_on) while the expert drives one episode of ``env`` from ``seed``.
+
+    ``want`` is the expert's waypoint for ``obs``; ``moved_on``, whether it starts a new one, where
+    the session is told the last was reached (training's previous_waypoints: the demonstrator
+    moving on marks it). The session records the expert's commands as its own."""
+    from model.example import new_waypoint
+
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    last = None
+    for t in itertools.count():
+        want = expert.act(obs)
+        moved_on = last is not None and new_waypoint(last, want)
+        if moved_on:
+            session.set_reached_waypoint(last)
+        last = want
+        yield t, obs, want, moved_on
+        session.set_last_command(want)  # the expert drove the robot
+        obs, _, terminated, truncated, _ = env.step(want)
+        if terminated or truncated:
+            return
+
+
 def phase_errors(policy, task: str, seeds: list[int], every: int, max_steps: int, image_size: int) -> dict:
     """{phase: {xy_cm, z_cm, gripper, n}} for one task (see the module docstring)."""
     from envs.experts import get_expert
@@ -37,19 +62,12 @@ def phase_errors(policy, task: str, seeds: list[int], every: int, max_steps: int
     expert = get_expert(env)
     rows = defaultdict(list)
     for seed in seeds:
-        obs, _ = env.reset(seed=seed)
-        expert.reset()
         session = policy.new_session()
-        last, phase = None, 0
-        for t in range(max_steps):
-            want = expert.act(obs)
-            # The expert moving on is where a waypoint was reached (training's previous_waypoints).
-            if last is not None and (
-                np.linalg.norm(want[:3] - last[:3]) > 0.01 or (want[3] > 0) != (last[3] > 0)
-            ):
-                phase += 1
-                session.set_reached_waypoint(last)
-            last = want
+        phase = 0
+        for t, obs, want, moved_on in expert_drives(env, expert, session, seed):
+            if t >= max_steps:
+                break
+            phase += moved_on
             if t % every == 0:
                 got = session.predict_action_chunk(obs)[0]
                 rows[min(phase, LAST_PHASE)].append(
@@ -59,10 +77,6 @@ def phase_errors(policy, task: str, seeds: list[int], every: int, max_steps: int
                         float(np.sign(got[3]) == np.sign(want[3])),
                     )
                 )
-            session.set_last_command(want)  # the expert drove the robot
-            obs, _, terminated, truncated, _ = env.step(want)
-            if terminated or truncated:
-                break
     env.close()
     return {
         str(p): dict(zip(("xy_cm", "z_cm", "gripper"), np.mean(v, 0).round(2).tolist()), n=len(v))
@@ -89,28 +103,15 @@ def stroke_direction(policy, seeds: list[int], image_size: int) -> dict:
     expert = get_expert(env)
     right = defaultdict(list)
     for seed in seeds:
-        obs, _ = env.reset(seed=seed)
-        expert.reset()
         session = policy.new_session()
-        which = "open" if env.episode.target["open"] else "close"
-        last = None
-        while True:
-            want = expert.act(obs)
-            if last is not None and (
-                np.linalg.norm(want[:3] - last[:3]) > 0.01 or (want[3] > 0) != (last[3] > 0)
-            ):
-                session.set_reached_waypoint(last)
-            last = want
+        for _, obs, want, _ in expert_drives(env, expert, session, seed):
             hand = env.scene.grasp_pos()
             lead = want[1] - hand[1]
             if env.scene.grasped == "drawer" and abs(lead) > 0.01:
+                which = "open" if env.episode.target["open"] else "close"
                 got = session.predict_action_chunk(obs)[0]
                 ahead = float(got[1] - hand[1]) * np.sign(lead)  # > 0: the said way
                 right[which].append((float(ahead > 0), 100 * ahead, 100 * abs(float(lead))))
-            session.set_last_command(want)
-            obs, _, terminated, truncated, _ = env.step(want)
-            if terminated or truncated:
-                break
     env.close()
     return {
         k: dict(zip(("right", "lead_cm", "expert_lead_cm"), np.mean(v, 0).round(3).tolist()), n=len(v))
