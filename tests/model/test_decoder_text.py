@@ -128,9 +128,11 @@ def _height_from_words_accuracy(text_tokenizer, steps: int, **overrides) -> floa
 def test_the_height_follows_the_words_with_decoder_text_and_not_without(text_tokenizer):
     """The cause found in the demo's drawer policy, on a toy: through cross-attention alone the verb
     is not read in time and the height stays near chance (measured 45% / 53% / 55% at 100 / 200 /
-    300 steps); with the words pooled into the decoder input, 100% at 150 steps (and 300, 400)."""
+    300 steps); with the words pooled into the decoder input, 100% at 300 steps. (At 150 steps it
+    read 100% when written and 53% in a freshly built environment on 2026-12-07, whatever the
+    hash seed: 300 leaves the margin.)"""
     torch.set_num_threads(1)
-    plain = _height_from_words_accuracy(text_tokenizer, steps=150)
-    conditioned = _height_from_words_accuracy(text_tokenizer, steps=150, decoder_text=True)
-    assert conditioned >= 0.85, f"decoder_text: {conditioned:.0%} of heights right after 150 steps"
+    plain = _height_from_words_accuracy(text_tokenizer, steps=300)
+    conditioned = _height_from_words_accuracy(text_tokenizer, steps=300, decoder_text=True)
+    assert conditioned >= 0.85, f"decoder_text: {conditioned:.0%} of heights right after 300 steps"
     assert plain <= 0.7, f"without it {plain:.0%}: the toy no longer shows the cause"
