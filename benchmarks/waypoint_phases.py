@@ -94,8 +94,8 @@ def stroke_direction(policy, seeds: list[int], image_size: int) -> dict:
     beside the expert's ``expert_lead_cm`` (a camera-frame bin is 1.2-2 cm along y). A policy
     that reads the verb leads the said way on both; the committed demo's (runs/c0, seed 0, 20
     episodes) led 2.9 cm the wrong way on opening strokes and 0.8 cm on closing ones, the expert
-    2.9 the right way: at every stroke step it wrote one of two pixel rows (y 8.2 or 9.8 cm),
-    wherever the hand was and whatever the verb."""
+    2.9 the right way: printed step by step (6 episodes) it wrote one of two pixel rows (y 8.2 or
+    9.8 cm) at every stroke step, wherever the hand was and whatever the verb."""
     from envs.experts import get_expert
     from envs.tabletop import TabletopEnv
 
