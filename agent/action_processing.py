@@ -107,6 +107,7 @@ class WaypointProgress:
 
     STILL = 0.001  # m a step
     STALL_RADIUS = 0.03  # m
+    DEPTH = 4  # waypoints reached it remembers (a policy reads the last 1 or 2)
 
     def __init__(self, tolerance: float = 0.006, gripper_steps: int = 3, switch_radius: float | None = None):
         if tolerance <= 0 or gripper_steps < 1 or (switch_radius is not None and switch_radius <= 0):
@@ -121,10 +122,32 @@ class WaypointProgress:
 
     def reset(self, start: np.ndarray | None = None) -> None:
         """A new episode; ``start`` is what counts as reached before the first command."""
-        self.reached = None if start is None else np.asarray(start, np.float32).copy()
+        self.reached: np.ndarray | None = None
+        self.earlier: list[np.ndarray] = []  # waypoints reached before ``reached``, the latest first
+        if start is not None:
+            self.reach(start)
         self.command: np.ndarray | None = None
         self.held = 0  # steps the command's gripper sign has been given in a row
         self.hand: np.ndarray | None = None
+
+    def reach(self, waypoint: np.ndarray) -> None:
+        """``waypoint`` counts as reached; the one it replaces moves to ``earlier`` if it is another
+        waypoint (``new_waypoint``: a command refined within a centimetre is the same one)."""
+        waypoint = np.asarray(waypoint, np.float32).copy()
+        if self.reached is not None and new_waypoint(self.reached, waypoint):
+            self.earlier = [self.reached, *self.earlier[: self.DEPTH - 1]]
+        self.reached = waypoint
+
+    def last(self, depth: int) -> np.ndarray:
+        """The last ``depth`` waypoints reached, the latest first, concatenated (training's
+        ``previous_waypoints``): slots before the first hold the first (the start)."""
+        if self.reached is None:
+            raise RuntimeError("no waypoint reached yet: reset(start) or reach() first")
+        if not 1 <= depth <= self.DEPTH:
+            raise ValueError(f"depth must be in [1, {self.DEPTH}], got {depth}")
+        slots = [self.reached, *self.earlier]
+        slots += [slots[-1]] * (depth - len(slots))  # fewer reached than slots: the start fills them
+        return np.concatenate(slots[:depth])
 
     def observe(self, hand: np.ndarray) -> np.ndarray | None:
         """The hand's position after the last command; returns the last waypoint reached."""
@@ -137,7 +160,7 @@ class WaypointProgress:
                 len(cmd) < 4 or (cmd[3] > 0) == (self.reached[3] > 0) or self.held >= self.gripper_steps
             )
             if gripper_done and (dist <= self.tolerance or (still and dist <= self.STALL_RADIUS)):
-                self.reached = cmd.copy()
+                self.reach(cmd)
         self.hand = hand
         return self.reached
 
@@ -151,7 +174,7 @@ class WaypointProgress:
             and new_waypoint(self.command, action)
             and float(np.linalg.norm(self.hand - self.command[:3])) <= self.switch_radius
         ):
-            self.reached = self.command.copy()
+            self.reach(self.command)
         same_grip = self.command is not None and len(action) > 3 and (action[3] > 0) == (self.command[3] > 0)
         self.held = self.held + 1 if same_grip else 1
         self.command = action.copy()

@@ -62,6 +62,8 @@ class PolicyConfig:
     # is reached within reach_tolerance metres (or where the hand stops near it), a gripper change
     # once commanded for gripper_steps steps (agent/action_processing.py WaypointProgress).
     previous_action: bool = False
+    # How many waypoints reached, the latest first (training's data.previous_action_depth).
+    previous_action_depth: int = 1
     reach_tolerance: float = 0.006
     gripper_steps: int = 3
     # A command also counts as reached when the policy's next one leaves it this near (m; None: off),
@@ -145,6 +147,11 @@ class Policy:
             raise ValueError(
                 f"n_action_steps must be in 1..{self.chunk_size}, got {self.config.n_action_steps}"
             )
+        if not 1 <= self.config.previous_action_depth <= WaypointProgress.DEPTH:
+            raise ValueError(
+                f"previous_action_depth must be in 1..{WaypointProgress.DEPTH}, got "
+                f"{self.config.previous_action_depth}"
+            )
         self.cameras = (self.config.camera,)
         self.image_size = model.config.image_size
         self.state_dim = model.config.max_state_dim
@@ -202,7 +209,7 @@ class Policy:
     def set_reached_waypoint(self, waypoint) -> None:
         """Tell a ``previous_action`` policy which waypoint the robot reached last, when something
         else decided it (a demonstrator that moved on)."""
-        self._progress.reached = self._check_command(waypoint, "reached waypoint")
+        self._progress.reach(self._check_command(waypoint, "reached waypoint"))
 
     @property
     def reached_waypoint(self) -> np.ndarray | None:
@@ -327,7 +334,7 @@ class Policy:
         if state is None:
             return
         if self._progress.reached is None:
-            self._progress.reached = previous_command(state, self.action_dim)
+            self._progress.reach(previous_command(state, self.action_dim))
         self._progress.observe(state[:3])
 
     def _state(self, observation: dict) -> np.ndarray | None:
@@ -335,10 +342,9 @@ class Policy:
         if state is None:
             return None
         if self.config.previous_action:
-            last = self._progress.reached
-            state = np.concatenate(
-                [state, last if last is not None else previous_command(state, self.action_dim)]
-            )
+            if self._progress.reached is None:
+                self._progress.reach(previous_command(state, self.action_dim))
+            state = np.concatenate([state, self._progress.last(self.config.previous_action_depth)])
         return select_state(state, self.config.state_dims)
 
     def _speech(self, observation: dict) -> np.ndarray | None:

@@ -38,14 +38,16 @@ def probe(policy, episodes, finger_opening: float | None) -> dict:
     from training.tasks.base import action_chunk, gripper_turns
 
     rows = defaultdict(list)
-    for ep, marked in zip(episodes, with_previous_action(episodes)):
+    depth = policy.config.previous_action_depth
+    for ep, marked in zip(episodes, with_previous_action(episodes, depth=depth)):
         grip = ep.action[:, 3]
         turns = np.flatnonzero(gripper_turns(grip))
         for t0 in turns[np.r_[True, np.diff(turns) > 1]]:  # the turn itself, not the frame after
             kind = "grasp" if grip[t0] > 0 else "release"
             for t in [t0 + k for k in OFFSETS if 0 <= t0 + k < len(grip)]:
                 session = policy.new_session()
-                session.set_reached_waypoint(marked.state[t, ep.state.shape[1] :])
+                for waypoint in marked.state[t, ep.state.shape[1] :].reshape(depth, -1)[::-1]:
+                    session.set_reached_waypoint(waypoint)  # the oldest first
                 state = ep.state[t].copy()
                 if finger_opening is not None:
                     state[FINGER_OPENING] = finger_opening

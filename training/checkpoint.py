@@ -48,6 +48,7 @@ def policy_defaults(cfg) -> dict:
         "state_dims": cfg.data.state_dims,
         "control": cfg.data.control,
         "previous_action": cfg.data.previous_action,
+        "previous_action_depth": cfg.data.previous_action_depth,
         "speech_input": "direct" if heard else "transcribe",
     }
 

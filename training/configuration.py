@@ -89,6 +89,9 @@ class DataConfig:
     # with_previous_action; the policy feeds back its own last command): D more state features,
     # after the dataset's own, for state_dims to select. Waypoint labels only.
     previous_action: bool = False
+    # How many of the last waypoints reached it appends, the latest first (training/keyframes.py
+    # with_previous_action says why 2): depth * D state features.
+    previous_action_depth: int = 1
     # Copycat features hidden from a share of action examples: with probability ``state_dropout``
     # the state features ``state_dropout_dims`` (indices into the full state, as state_dims) are set
     # to the middle of their range, which the model reads as 0 (ChauffeurNet's past-motion dropout,

@@ -85,26 +85,32 @@ def select_action_labels(episodes: list, labels: str, position_dims=(0, 1, 2)) -
     return out
 
 
-def previous_waypoints(action: np.ndarray, first: np.ndarray, jump: float = WAYPOINT_JUMP) -> np.ndarray:
-    """(T, D) float32: for each frame, the waypoint reached before the one it is labelled with.
+def previous_waypoints(
+    action: np.ndarray, first: np.ndarray, jump: float = WAYPOINT_JUMP, depth: int = 1
+) -> np.ndarray:
+    """(T, depth * D) float32: for each frame, the ``depth`` waypoints reached before the one it is
+    labelled with, the latest first.
 
     ``action`` (T, D) holds waypoint commands [x, y, z, gripper, ...], one per frame; a new waypoint
     starts where the command jumps by more than ``jump`` metres or the gripper command changes sign
-    (a demonstrator moves on when it has got to a waypoint). Frames of the first waypoint get
+    (a demonstrator moves on when it has got to a waypoint). Slots before the first waypoint hold
     ``first`` (the hand where it started, gripper open: ``previous_command``)."""
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
     action = np.asarray(action, np.float32)
-    out = np.empty_like(action)
-    prev = np.asarray(first, np.float32)
+    out = np.empty((len(action), depth * action.shape[-1]), np.float32)
+    reached = [np.asarray(first, np.float32)] * depth  # the latest first
     for t in range(len(action)):
         if t > 0 and new_waypoint(action[t - 1], action[t], jump):
-            prev = action[t - 1]
-        out[t] = prev
+            reached = [action[t - 1], *reached[:-1]]
+        out[t] = np.concatenate(reached)
     return out
 
 
-def with_previous_action(episodes: list, position_dims=(0, 1, 2)) -> list:
-    """Episodes whose state ends with the last waypoint reached (``data.previous_action``;
-    ``previous_waypoints``; before the first, ``previous_command``): S state features become S + D.
+def with_previous_action(episodes: list, position_dims=(0, 1, 2), depth: int = 1) -> list:
+    """Episodes whose state ends with the last ``depth`` waypoints reached, the latest first
+    (``data.previous_action``, ``data.previous_action_depth``; ``previous_waypoints``; before the
+    first, ``previous_command``): S state features become S + depth * D.
 
     With it a waypoint policy knows which stage of the task it is at: the label is then a function
     of the scene and that waypoint ("above the red cube, open" -> "down to it"). Without it, every
@@ -115,7 +121,12 @@ def with_previous_action(episodes: list, position_dims=(0, 1, 2)) -> list:
     does the label differ from it (measured: 18% success; the rest still at their own command).
     The policy keeps the same record of its own commands (``Policy``: a command counts as reached
     when the hand gets within ``reach_tolerance`` of it or stops near it, a gripper change once it
-    has been held for ``gripper_steps``)."""
+    has been held for ``gripper_steps``).
+
+    The last waypoint alone leaves two stages alike: just after a grasp and just before letting go,
+    the hand is at the last waypoint reached with the gripper closed (the drawer's handle grasped /
+    pulled to its end, a cube grasped / carried over its bin), so only the picture can tell "move"
+    from "let go". The one before it tells (its gripper open, or closed): ``depth`` 2."""
     out = []
     for ep in episodes:
         if ep.state.shape[-1] <= max(position_dims) or ep.action.shape[-1] < 3:
@@ -125,6 +136,6 @@ def with_previous_action(episodes: list, position_dims=(0, 1, 2)) -> list:
                 f"{ep.action.shape[-1]} action features"
             )
         first = previous_command(ep.state[0], ep.action.shape[-1], position_dims)
-        prev = previous_waypoints(ep.action, first)
+        prev = previous_waypoints(ep.action, first, depth=depth)
         out.append(dataclasses.replace(ep, state=np.concatenate([ep.state, prev], -1).astype(np.float32)))
     return out

@@ -178,7 +178,12 @@ def prepare(
                 f"data.control={cfg.data.control!r} and data.action_labels={cfg.data.action_labels!r} the "
                 "actions are no waypoints: use control=waypoint or action_labels=waypoint|keyframes"
             )
-        episodes = with_previous_action(episodes)
+        if cfg.data.previous_action_depth < 1:
+            raise ValueError(
+                f"data.previous_action_depth is how many waypoints reached the state ends with: >= 1, "
+                f"got {cfg.data.previous_action_depth}"
+            )
+        episodes = with_previous_action(episodes, depth=cfg.data.previous_action_depth)
     if synthesize is None:
         synthesize = default_synthesizer()
 

@@ -225,3 +225,35 @@ def test_previous_action_feeds_back_the_last_waypoint_reached(tiny_checkpoint):
     assert policy.reached_waypoint is None  # nothing reached before the episode's first observation
     with pytest.raises(ValueError, match="last command must be 4 finite values"):
         policy.set_last_command([0.1, np.nan, 0.3, 1.0])
+
+
+def test_previous_action_depth_two_feeds_back_the_last_two_waypoints_reached(tiny_checkpoint):
+    # previous_action_depth 2 (training's data.previous_action_depth): the last waypoint reached,
+    # then the one before it; before there are two, the start fills the slot, as in training.
+    policy = Policy.from_pretrained(
+        tiny_checkpoint,
+        previous_action=True,
+        previous_action_depth=2,
+        state_dims=list(range(3)) + list(range(7, 15)),
+    )
+    obs = observation()
+    start = np.r_[obs["state"][:3], -1.0]
+    policy._observe(obs)
+    np.testing.assert_array_equal(policy._action_example(obs).state[3:], np.r_[start, start])
+    grasp = np.r_[obs["state"][:3] + 0.05, 1.0].astype(np.float32)
+    policy.set_last_command(grasp)
+    there = dict(obs, state=np.r_[grasp[:3], obs["state"][3:]].astype(np.float32))
+    for _ in range(3):  # the fingers take gripper_steps to close
+        policy.set_last_command(grasp)
+        policy._observe(there)
+    np.testing.assert_allclose(policy._action_example(there).state[3:], np.r_[grasp, start])
+    # A command refined by millimetres is the same waypoint: it does not push the grasp out.
+    policy.set_reached_waypoint(grasp + np.r_[0.002, 0, 0, 0].astype(np.float32))
+    np.testing.assert_allclose(policy._action_example(there).state[7:], start)
+    carried = np.r_[-0.1, 0.1, 0.09, 1.0].astype(np.float32)
+    policy.set_reached_waypoint(carried)
+    np.testing.assert_allclose(
+        policy._action_example(there).state[3:], np.r_[carried, grasp + [0.002, 0, 0, 0]]
+    )
+    with pytest.raises(ValueError, match="previous_action_depth must be in 1..4, got 0"):
+        Policy.from_pretrained(tiny_checkpoint, previous_action=True, previous_action_depth=0)

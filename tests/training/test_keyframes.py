@@ -74,3 +74,31 @@ def test_previous_action_is_the_last_waypoint_reached_with_the_hand_before_the_f
                         state=state[:, :2], action=action, instruction="reach")  # fmt: skip
     with pytest.raises(DatasetError, match="previous_action needs the grasp position"):
         with_previous_action([short])
+
+
+def test_previous_action_depth_two_tells_a_fresh_grasp_from_an_arrival_with_it():
+    # Grasp a cube, carry it over the bin, let go. Just after the grasp and just before letting go,
+    # the last waypoint reached is where the hand is, gripper closed, on both: only the one before
+    # it tells them apart (open at the cube, closed at the cube).
+    cube_open, cube_closed = np.r_[0.1, 0.0, 0.02, -1.0], np.r_[0.1, 0.0, 0.02, 1.0]
+    bin_closed, bin_open = np.r_[-0.1, 0.1, 0.09, 1.0], np.r_[-0.1, 0.1, 0.09, -1.0]
+    action = np.array([cube_open, cube_closed, bin_closed, bin_closed, bin_open], np.float32)
+    t = len(action)
+    state = np.zeros((t, 3), np.float32)
+    ep = EpisodeData(source="test", index=0, images={"scene": np.zeros((t, 8, 8, 3), np.uint8)},
+                     state=state, action=action, instruction="put the cube in the bin")  # fmt: skip
+    (out,) = with_previous_action([ep], depth=2)
+    assert out.state.shape == (t, 3 + 8)
+    start = np.r_[0.0, 0.0, 0.0, -1.0]
+    want = [
+        [start, start],
+        [cube_open, start],
+        [cube_closed, cube_open],  # just grasped: move
+        [cube_closed, cube_open],
+        [bin_closed, cube_closed],  # arrived with it: let go
+    ]
+    np.testing.assert_allclose(out.state[:, 3:], np.array(want, np.float32).reshape(t, 8))
+    (one,) = with_previous_action([ep])
+    np.testing.assert_allclose(one.state[:, 3:], out.state[:, 3:7])  # depth 1: the latest alone
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        with_previous_action([ep], depth=0)
