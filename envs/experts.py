@@ -32,6 +32,7 @@ NEAR = 0.1  # a destination nearer than this (xy) to the grasp is reached over a
 RELEASE = 0.025  # letting go over a bin: anywhere within 2.5 cm of its centre drops inside (4.2 cm)
 DROP = 0.07  # the hand lets go this high over a bin: a held cube (bottom 5 cm) clears its walls (3.6)
 STACK_DROP = 0.01  # a stacked cube is let go this far above where it rests on the other
+STROKE = 0.03  # a drawer's stroke is led by a point this far ahead of the hand
 
 
 class Waypoint(NamedTuple):
@@ -162,18 +163,17 @@ class DrawerExpert(TabletopExpert):
         yield Waypoint(h, True, 2)
         goal_q = 0.14 if self.target["open"] else 0.0
 
-        def stroke_end():
-            # Where the hand holding the handle will be when the drawer reaches goal_q: one fixed point
-            # for the whole stroke, which the verb and the cabinet (always at the same depth) decide.
-            # Led by a point a few cm ahead of the hand instead, the demo's policy wrote the same
-            # pixel rows wherever the hand was and whatever the verb (drawer 1 of 20): a target that
-            # moves with the hand must be re-read every step, a fixed one only once.
+        def ahead():
+            # The stroke is led by a point STROKE ahead of the hand, not aimed at its end: the end is
+            # bare table, as far off as the drawer still has to slide, which a policy would have to
+            # read off the cabinet (the demo's drawer policy aimed at the handle instead: 0-4 of 20).
+            # A fixed step from the hand it holds the handle with is one shift of what it sees.
             left = goal_q - self.scene.drawer_qpos()  # the drawer slides along -y as it opens
-            return self.scene.grasp_pos() + np.array([0.0, -left, 0.0])
+            return self.scene.grasp_pos() + np.array([0.0, -np.clip(left, -STROKE, STROKE), 0.0])
 
         # No wait at the end before letting go: the frames of a wait look the same as the frame that
         # lets go (the gripper still closed, the hand still), so a cloned policy would have to count.
-        yield Waypoint(stroke_end, True, tol=GRASP)
+        yield Waypoint(ahead, True, tol=GRASP)
         end = self.scene.grasp_pos()
         yield Waypoint(end, False, 2)
         yield Waypoint(end + np.array([0, 0, 0.06]), False, 20)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.experts import EXPERTS, NEAR, get_expert
+from envs.experts import EXPERTS, NEAR, STROKE, get_expert
 from envs.rollout import record_episode
 from envs.tabletop import TabletopEnv
 
@@ -148,19 +148,18 @@ def test_the_hand_lets_go_where_it_arrives_over_the_destination(task, destinatio
     env.close()
 
 
-def test_the_drawer_stroke_is_one_point_at_its_end():
-    # Led by a point 3 cm ahead of the hand, the demo's policy wrote the same pixel rows wherever the
-    # hand was and whatever the verb (drawer 1 of 20): a target that moves with the hand must be
-    # re-read every step. The stroke is one point: where the hand holding the handle will be when
-    # the drawer is open (or shut), at least the 5 cm the drawer has to slide ahead of the grasp.
+def test_the_drawer_is_led_a_fixed_step_ahead_of_the_hand():
+    # The stroke's end is bare table, as far off as the drawer still has to slide: the demo's policy
+    # aimed at the handle instead (0-4 of 20). A fixed step ahead of the hand is one shift of what
+    # the camera sees, the same for every episode of a direction.
     env = TabletopEnv("drawer", image_size=16, cameras=("scene",), control="waypoint")
     for seed in SEEDS:
         ep = record_episode(env, get_expert(env), seed=seed, annotate=False)
         lead = ep.action[:, :3] - ep.state[:, :3]  # state[:3]: the grasp point
-        on = (ep.action[:, 3] > 0) & (np.abs(lead[:, 1]) > 0.01)
+        stroke = lead[(ep.action[:, 3] > 0) & (np.abs(lead[:, 1]) > 0.01)]
         sign = -1.0 if env.unwrapped.episode.target["open"] else 1.0  # the drawer opens along -y
-        assert on.sum() >= 2 and np.ptp(ep.action[on, :3], axis=0).max() < 5e-3, (seed, ep.action[on])
-        assert np.abs(lead[on][:, [0, 2]]).max() < 1e-3 and sign * lead[on][0, 1] > 0.045, (seed, lead[on])
+        assert np.abs(stroke[:, [0, 2]]).max() < 1e-3 and (sign * stroke[:, 1] <= STROKE + 1e-4).all(), seed
+        assert np.isclose(stroke[:, 1], sign * STROKE, atol=1e-3).sum() >= 2, (seed, stroke)  # the last: less
     env.close()
 
 
