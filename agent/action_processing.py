@@ -16,7 +16,7 @@ from collections import deque
 
 import numpy as np
 
-from model.example import new_waypoint
+from model.example import MAX_PREVIOUS_WAYPOINTS, new_waypoint
 
 
 def make_safe(
@@ -107,7 +107,7 @@ class WaypointProgress:
 
     STILL = 0.001  # m a step
     STALL_RADIUS = 0.03  # m
-    DEPTH = 4  # waypoints reached it remembers (a policy reads the last 1 or 2)
+    DEPTH = MAX_PREVIOUS_WAYPOINTS  # waypoints reached it remembers
 
     def __init__(self, tolerance: float = 0.006, gripper_steps: int = 3, switch_radius: float | None = None):
         if tolerance <= 0 or gripper_steps < 1 or (switch_radius is not None and switch_radius <= 0):

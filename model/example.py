@@ -105,6 +105,9 @@ def previous_command(state: np.ndarray, action_dim: int, position_dims=(0, 1, 2)
 
 
 WAYPOINT_JUMP = 0.01  # m: a waypoint command that moves further than this is a new waypoint
+# The most waypoints reached a previous_action state may carry (data / PolicyConfig
+# previous_action_depth); the policy's record (WaypointProgress) keeps this many.
+MAX_PREVIOUS_WAYPOINTS = 4
 
 
 def new_waypoint(before: np.ndarray, after: np.ndarray, jump: float = WAYPOINT_JUMP) -> bool:

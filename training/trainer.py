@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 
+from model.example import MAX_PREVIOUS_WAYPOINTS
 from model.processor import Processor
 from model.tokenizers.actions import ActionStats, ActionTokenizer
 from training.action_stats import (
@@ -178,10 +179,10 @@ def prepare(
                 f"data.control={cfg.data.control!r} and data.action_labels={cfg.data.action_labels!r} the "
                 "actions are no waypoints: use control=waypoint or action_labels=waypoint|keyframes"
             )
-        if cfg.data.previous_action_depth < 1:
+        if not 1 <= cfg.data.previous_action_depth <= MAX_PREVIOUS_WAYPOINTS:
             raise ValueError(
-                f"data.previous_action_depth is how many waypoints reached the state ends with: >= 1, "
-                f"got {cfg.data.previous_action_depth}"
+                "data.previous_action_depth is how many waypoints reached the state ends with: "
+                f"1..{MAX_PREVIOUS_WAYPOINTS} (a policy keeps no more), got {cfg.data.previous_action_depth}"
             )
         episodes = with_previous_action(episodes, depth=cfg.data.previous_action_depth)
     if synthesize is None:

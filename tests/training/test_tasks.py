@@ -395,6 +395,12 @@ def test_previous_action_refuses_actions_that_are_not_waypoints(make_config, tmp
     cfg = make_config(tmp_path, "data.previous_action=true")  # control=velocity, action_labels=action
     with pytest.raises(ValueError, match="previous_action feeds the last waypoint"):
         train(cfg, episodes=[])
+    # A depth the policy cannot keep would train a checkpoint that cannot act.
+    deep = make_config(
+        tmp_path, "data.previous_action=true", "data.control=waypoint", "data.previous_action_depth=5"
+    )
+    with pytest.raises(ValueError, match=r"previous_action_depth .*1\.\.4 \(a policy keeps no more\), got 5"):
+        train(deep, episodes=[])
 
 
 def test_state_dropout_hides_the_copycat_features_of_a_share_of_action_examples(rollouts):
