@@ -32,6 +32,10 @@ class CameraActionFrame:
     low: list[float] | None = None
     high: list[float] | None = None
     plane_z: float = 0.0  # height of the table plane the feet lie on (m)
+    # Where in the model's state a point [x, y, z] of this table frame begins (data.state_point: the
+    # grasp point), or None. Its foot's pixel joins the image patches the pointer can look at
+    # (model/pointer.py), so a waypoint can be written as "the hand, moved".
+    state_point: int | None = None
 
     def __post_init__(self) -> None:
         pos, rot = np.asarray(self.pos, float), np.asarray(self.xmat, float)
@@ -44,6 +48,10 @@ class CameraActionFrame:
         if not 0 < self.fovy < 180 or self.width < 1 or self.height < 1:
             raise ValueError(f"camera fovy must be in (0, 180) and its size positive, got {self.fovy}, "
                              f"{self.width}x{self.height}")  # fmt: skip
+        if self.state_point is not None and (isinstance(self.state_point, bool) or self.state_point < 0):
+            raise ValueError(
+                f"state_point must be a state feature index >= 0 or None, got {self.state_point!r}"
+            )
 
     @classmethod
     def from_annotation(cls, camera: dict, actions: np.ndarray | None = None) -> CameraActionFrame:
@@ -71,6 +79,19 @@ class CameraActionFrame:
         u = (self.width / 2 + self._focal * cam[..., 0] / depth) / self.width
         v = (self.height / 2 - self._focal * cam[..., 1] / depth) / self.height
         return np.concatenate([v[..., None], u[..., None], a[..., 2:]], -1).astype(np.float32)
+
+    def state_pixel(self, state: np.ndarray) -> np.ndarray | None:
+        """(2,) row and column fractions of the foot of the state's point (``state_point``), or None
+        without one."""
+        if self.state_point is None:
+            return None
+        s = np.asarray(state, np.float32)
+        if s.ndim != 1 or len(s) < self.state_point + 3:
+            raise ValueError(
+                f"state_point {self.state_point} needs features {self.state_point}..{self.state_point + 2} "
+                f"([x, y, z] in the table frame), but the state has shape {s.shape}"
+            )
+        return self.to_camera(s[self.state_point : self.state_point + 3])[:2]
 
     def from_camera(self, actions: np.ndarray) -> np.ndarray:
         """(..., D >= 3) [v, u, z, ...] -> [x, y, z, ...]: the pixel's ray meets the table plane at the foot."""

@@ -148,7 +148,9 @@ class UnifiedIO(nn.Module):
             emb = self.token_embedding(batch["enc_ids"]).float()
             emb = emb * torch.rsqrt(emb.pow(2).mean(-1, keepdim=True) + self.config.norm_eps)  # enc's scale
             words = torch.where(is_text[..., None], emb, enc.float())
-        return self.pointer.prepare(enc, is_image, is_words, batch["enc_pos"], self.config.image_grid, words)
+        return self.pointer.prepare(
+            enc, is_image, is_words, batch["enc_pos"], self.config.image_grid, words, batch.get("enc_point")
+        )
 
     def pointed_logits(
         self,

@@ -85,6 +85,8 @@ def collate(
     enc_pos = torch.zeros(n_rows, le, 2, dtype=torch.long)
     enc_2d = torch.zeros(n_rows, le, dtype=torch.bool)
     enc_example = torch.full((n_rows, le), -1, dtype=torch.long)
+    # The image point an encoder token stands at (the state token's EncodedExample.state_point), NaN where none.
+    enc_point = torch.full((n_rows, le, 2), float("nan"))
     dec_in = torch.zeros(n_rows, ld, dtype=torch.long)
     dec_tgt = torch.zeros(n_rows, ld, dtype=torch.long)
     dec_seg = torch.zeros(n_rows, ld, dtype=torch.long)
@@ -127,6 +129,8 @@ def collate(
 
             if e.state is not None:
                 dst["state"].append(put("state", 1, torch.zeros(1, 2, dtype=torch.long), False))
+                if e.state_point is not None:
+                    enc_point.view(-1, 2)[dst["state"][-1]] = e.state_point.float()
                 src["state"].append(torch.tensor([count["state"]]))
                 parts["state"].append(e.state[None])
                 count["state"] += 1
@@ -187,6 +191,7 @@ def collate(
         enc_pos=enc_pos,
         enc_2d=enc_2d,
         enc_example=enc_example,
+        enc_point=enc_point,
         dec_input_ids=dec_in,
         dec_target_ids=dec_tgt,
         dec_segment=dec_seg,

@@ -54,7 +54,7 @@ class PointerContext(NamedTuple):
 
     keys: torch.Tensor  # (R, Le, dim) the image tokens' keys
     centres: torch.Tensor  # (R, Le, 2) patch centres (y, x) in image fractions, 0 off the image
-    is_image: torch.Tensor  # (R, Le) bool
+    is_image: torch.Tensor  # (R, Le) bool: what the query can point at (image patches, a state point)
     is_words: torch.Tensor  # (R, Le) bool: the instruction's tokens, text or speech
     word_keys: torch.Tensor | None  # (R, Le, dim) keys and values of the words the query reads
     word_values: torch.Tensor | None
@@ -130,16 +130,29 @@ class PointerReadout(nn.Module):
         patch_rc: torch.Tensor,
         grid: int,
         words: torch.Tensor | None = None,
+        points: torch.Tensor | None = None,
     ) -> PointerContext:
         """Per encoder token: the image tokens' keys and centres, and the words' keys and values.
 
         ``words`` (R, Le, d): what the query reads at the word positions (UnifiedIO passes the
-        text tokens' own embeddings); the encoder output where None."""
+        text tokens' own embeddings); the encoder output where None. ``points`` (R, Le, 2): image
+        fractions (row, column) of tokens that stand at a point without being a patch (the state
+        token at the hand's pixel: ``state_point``), NaN elsewhere; those join the patches the
+        query looks at, centred on their point."""
         with full_precision(enc):
             x = enc.float()
             keys = self.k(x) / self.q.out_features**0.5
             offset = self.offset(x).clamp(-1.0, 1.0)  # at most a patch away from its centre
-            centres = ((patch_rc.float() + 0.5 + offset) / grid).masked_fill(~is_image[..., None], 0.0)
+            centres = (patch_rc.float() + 0.5 + offset) / grid
+            if points is not None:
+                # The hand's pixel as a candidate: a waypoint "where the hand is, or a little ahead"
+                # (a grasp, a lift, a drawer's stroke) is written from the state, exactly, instead of
+                # from whichever patch holds the hand (measured: the demo's drawer policy wrote one
+                # of two pixel rows at every stroke step, wherever the hand was).
+                has_point = points.isfinite().all(-1)
+                centres = torch.where(has_point[..., None], points.nan_to_num() + offset / grid, centres)
+                is_image = is_image | has_point
+            centres = centres.masked_fill(~is_image[..., None], 0.0)
             word_keys = word_values = None
             if self.words:
                 w = x if words is None else words.float()

@@ -65,6 +65,9 @@ class EncodedExample:
     audio_keep: torch.Tensor | None = None  # (P',) int64
     audio_history: torch.Tensor | None = None  # (T, mels, frames)
     state: torch.Tensor | None = None  # (max_state_dim,) float32
+    # (2,) float32: the (row, column) image fraction of the state's point (CameraActionFrame.state_point,
+    # the hand), which the pointer may look at beside the image patches; None without one.
+    state_point: torch.Tensor | None = None
     # The target image / audio as an encoder input, for [R] masked denoising (training/denoisers.py).
     target_input: torch.Tensor | None = None
     # (Ld, 2) float32: the (row, column) image fraction each target token points at (a location
@@ -296,6 +299,8 @@ class Processor:
             )
         if example.state is not None:
             out["state"] = self.state_tensor(example.state)
+            if self.action_frame is not None and self.action_frame.state_point is not None:
+                out["state_point"] = torch.from_numpy(self.action_frame.state_pixel(example.state))
 
         value = example.target_value
         if target == "text":

@@ -41,9 +41,28 @@ def compute_action_stats(episodes: list[EpisodeData], frame: CameraActionFrame |
     return pixel_stats(ActionStats.from_actions(frame.to_camera(actions)))
 
 
-def action_frame_for(frame: str, camera: str, episodes: list[EpisodeData]) -> CameraActionFrame | None:
+def action_frame_for(
+    frame: str,
+    camera: str,
+    episodes: list[EpisodeData],
+    state_point: int | None = None,
+    state_features: int | None = None,
+) -> CameraActionFrame | None:
     """``"native"``: None (actions binned as they are). ``"camera"``: the calibration of ``camera`` from
-    the episodes' annotations, for absolute waypoints [x, y, z, ...] in the table frame."""
+    the episodes' annotations, for absolute waypoints [x, y, z, ...] in the table frame; with
+    ``state_point`` (data.state_point) the index of the model's ``state_features`` where the hand's
+    [x, y, z] begins, in that frame too."""
+    if state_point is not None:
+        if frame != "camera":
+            raise ValueError(
+                f"data.state_point={state_point} puts the hand's pixel among the pointer's candidates; it "
+                f"needs data.action_frame=camera (got {frame!r})"
+            )
+        if state_features is not None and not 0 <= state_point <= state_features - 3:
+            raise ValueError(
+                f"data.state_point={state_point} must index the first of three state features [x, y, z] "
+                f"of the {state_features} the model reads (data.state_dims): 0..{state_features - 3}"
+            )
     if frame == "native":
         return None
     if frame != "camera":
@@ -59,7 +78,9 @@ def action_frame_for(frame: str, camera: str, episodes: list[EpisodeData]) -> Ca
         )
     if action_dim(episodes) < 3:
         raise DatasetError(f"{ep.where('action')}: camera-frame waypoints need actions [x, y, z, ...]")
-    return CameraActionFrame.from_annotation(calib, np.concatenate([e.action for e in episodes]))
+    out = CameraActionFrame.from_annotation(calib, np.concatenate([e.action for e in episodes]))
+    out.state_point = state_point
+    return out
 
 
 def check_action_stats(stats: ActionStats, episodes: list[EpisodeData], stats_source: str) -> None:

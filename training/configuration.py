@@ -69,6 +69,11 @@ class DataConfig:
     # absolute waypoints [x, y, z, ...] as the target's pixel in ``camera`` (row, column fractions)
     # plus its height (model/action_frame.py), so the pointer readout that points also acts.
     action_frame: Literal["native", "camera"] = "native"
+    # With action_frame=camera: the index, among the state features the model reads (state_dims),
+    # where the hand's [x, y, z] in the waypoints' frame begins. Its pixel joins the image patches the
+    # pointer can look at (model/pointer.py), so "the hand, moved a little" (a drawer's stroke) and
+    # "where the hand is" (a grasp, a lift) are written from the state, not found in the picture.
+    state_point: int | None = None
     # Which labels are the actions: "action" as recorded; "waypoint" the dataset's recorded waypoint
     # feature (our experts record it beside velocity actions); "keyframes" waypoints found in the
     # trajectory (training/keyframes.py) for datasets with low-level actions only.

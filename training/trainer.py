@@ -79,9 +79,11 @@ def fresh_model(
     from model.modeling import UnifiedIO
 
     config = model_config(cfg.model, cfg.data.chunk_size)
-    frame = action_frame_for(cfg.data.action_frame, cfg.data.camera, episodes)
-    stats = compute_action_stats(episodes, frame)
     state = compute_state_stats(episodes, cfg.data.state_dims)
+    frame = action_frame_for(
+        cfg.data.action_frame, cfg.data.camera, episodes, cfg.data.state_point, state.dim if state else None
+    )
+    stats = compute_action_stats(episodes, frame)
     bare = Processor(config, action_stats=stats, state_stats=state, action_frame=frame, **_vq_tokenizers(cfg))
     ctx = task_context(cfg, episodes, bare, synthesize)
     # Another seed than the training stream's; quiet, as the data module logs the same dropped families.
@@ -202,9 +204,12 @@ def prepare(
             )
         model, processor = load_pretrained(cfg.init_from)
         if cfg.data.recompute_stats:
-            processor.action_frame = action_frame_for(cfg.data.action_frame, cfg.data.camera, episodes)
-            set_action_stats(processor, compute_action_stats(episodes, processor.action_frame))
             processor.state_stats = compute_state_stats(episodes, cfg.data.state_dims)
+            features = processor.state_stats.dim if processor.state_stats else None
+            processor.action_frame = action_frame_for(
+                cfg.data.action_frame, cfg.data.camera, episodes, cfg.data.state_point, features
+            )
+            set_action_stats(processor, compute_action_stats(episodes, processor.action_frame))
         elif processor.action_tokenizer is None:
             raise ValueError(f"{cfg.init_from} has no action statistics; fine-tune with recompute_stats=true")
         else:

@@ -221,3 +221,17 @@ def test_failed_runs_write_over_no_checkpoint(tmp_path, rollouts, make_config, r
     with pytest.raises(ValueError, match="must not contain the checkpoint it starts from"):
         train(finetune_config(args))
     assert digest(out / "checkpoints") == before
+
+
+def test_a_state_point_needs_the_camera_frame_and_three_features_it_reads(rollouts):
+    """data.state_point (the hand's pixel for the pointer) is refused, naming the value, where it
+    cannot mean a point: without camera-frame waypoints, or past the state features read."""
+    from training.action_stats import action_frame_for
+
+    with pytest.raises(ValueError, match=r"state_point=0 .* needs data.action_frame=camera \(got 'native'\)"):
+        action_frame_for("native", "scene", rollouts, state_point=0, state_features=8)
+    with pytest.raises(ValueError, match=r"state_point=6 .* of the 8 the model reads .*: 0..5"):
+        action_frame_for("camera", "scene", rollouts, state_point=6, state_features=8)
+    frame = action_frame_for("camera", "scene", rollouts, state_point=0, state_features=8)
+    assert frame.state_point == 0
+    assert action_frame_for("camera", "scene", rollouts).state_point is None
