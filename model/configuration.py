@@ -105,6 +105,10 @@ class ModelConfig:
     # waypoint a few centimetres from what can be seen (the end of a drawer's stroke, in front of
     # its handle) is "the handle, moved", where attention alone must land on a bare patch.
     pointer_shift: bool = False
+    # The shift also reads the instruction's words through an attention of its own (model/pointer.py
+    # ``_shift``): with the hand's pixel as a candidate (data.state_point) the drawer's stroke is
+    # "the hand, moved" one way or the other, and only the verb says which.
+    pointer_shift_words: bool = False
     # Weight of the pointer's patch loss (model/pointer.py): where a target token is an image point
     # (a point's or box corner's location tokens, a camera-frame waypoint's pixel), the pointer's
     # attention is also scored on the patch around that point, not only through the 1D bins.

@@ -104,6 +104,7 @@ class UnifiedIO(nn.Module):
                 c.pointer_word_context,
                 c.pointer_shift,
                 c.pointer_word_gate,
+                c.pointer_shift_words,
             )
             if c.pointer_readout
             else None

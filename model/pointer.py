@@ -58,6 +58,8 @@ class PointerContext(NamedTuple):
     is_words: torch.Tensor  # (R, Le) bool: the instruction's tokens, text or speech
     word_keys: torch.Tensor | None  # (R, Le, dim) keys and values of the words the query reads
     word_values: torch.Tensor | None
+    shift_keys: torch.Tensor | None = None  # (R, Le, dim) keys and (R, Le, 2) values of the words
+    shift_values: torch.Tensor | None = None  # the shift reads (``shift_words``)
 
 
 class PointerReadout(nn.Module):
@@ -71,6 +73,7 @@ class PointerReadout(nn.Module):
         word_context: bool = False,
         shift: bool = False,
         word_gate: bool = False,
+        shift_words: bool = False,
     ):
         super().__init__()
         self.q = nn.Linear(d_model, dim, bias=False)
@@ -96,6 +99,14 @@ class PointerReadout(nn.Module):
             self.word_k_context = nn.Linear(d_model, dim, bias=False)
         # How much of the words each decoder position takes (``word_gate``): see ``query``.
         self.word_gate = nn.Linear(d_model, word_heads, bias=False) if words and word_gate else None
+        # The shift's own read of the words (``shift_words``): see ``_shift``.
+        if shift_words and not shift:
+            raise ValueError("pointer_shift_words moves the pointer's shift: it needs pointer_shift=True")
+        self.shift_words = shift_words
+        if shift_words:
+            self.shift_q = nn.Linear(d_model, dim, bias=False)
+            self.shift_k = nn.Linear(d_model, dim, bias=False)
+            self.shift_v = nn.Linear(d_model, 2, bias=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -121,6 +132,12 @@ class PointerReadout(nn.Module):
             nn.init.zeros_(self.word_k_context.weight)  # starts as the bag of words, learns the order
         if self.word_gate is not None:
             nn.init.zeros_(self.word_gate.weight)  # 2 sigmoid(0) = 1: starts as the ungated read
+        if self.shift_words:
+            # Near-uniform attention at first (the words' mean already differs by the verb); zero
+            # values: it starts as the state-only shift.
+            nn.init.normal_(self.shift_q.weight, std=0.02)
+            nn.init.normal_(self.shift_k.weight, std=0.02)
+            nn.init.zeros_(self.shift_v.weight)
 
     def prepare(
         self,
@@ -153,9 +170,12 @@ class PointerReadout(nn.Module):
                 centres = torch.where(has_point[..., None], points.nan_to_num() + offset / grid, centres)
                 is_image = is_image | has_point
             centres = centres.masked_fill(~is_image[..., None], 0.0)
-            word_keys = word_values = None
+            word_keys = word_values = shift_keys = shift_values = None
+            w = x if words is None else words.float()
+            if self.shift_words:
+                shift_keys = self.shift_k(w) / self.shift_k.out_features**0.5
+                shift_values = self.shift_v(w)
             if self.words:
-                w = x if words is None else words.float()
                 word_keys = self.word_k(w)
                 if self.word_context:
                     # A word's own embedding says what it is, not what it belongs to: in "stack the
@@ -166,7 +186,9 @@ class PointerReadout(nn.Module):
                     word_keys = word_keys + self.word_k_context(x)
                 word_keys = word_keys / (self.q.out_features // self.word_heads) ** 0.5
                 word_values = self.word_v(w)
-        return PointerContext(keys, centres, is_image, is_words, word_keys, word_values)
+        return PointerContext(
+            keys, centres, is_image, is_words, word_keys, word_values, shift_keys, shift_values
+        )
 
     def query(self, h: torch.Tensor, context: PointerContext, r: int, ok: torch.Tensor) -> torch.Tensor:
         """(P, dim) queries for decoder states h of row r; ok (P, Le): the encoder tokens of each one's example."""
@@ -212,11 +234,10 @@ class PointerReadout(nn.Module):
         width = self.sigma / grid
         out = []
         with full_precision(hidden):
-            for _, pos, attn, centres, h in self._attend(hidden, context, allowed, select):
+            for _, pos, attn, centres, h in self._attend(hidden, context, allowed, select, grid):
                 if attn is None:
                     out.append(hidden.new_zeros(len(pos), bins, dtype=torch.float32))
                     continue
-                centres = self._shifted(centres, h, grid)  # (P, patches, 2)
                 # Each patch's Gaussian over the bin centres, normalised over the bins: (P, patches, bins).
                 spread_y = torch.softmax(-0.5 * ((bin_centres - centres[..., 0:1]) / width) ** 2, -1)
                 spread_x = torch.softmax(-0.5 * ((bin_centres - centres[..., 1:2]) / width) ** 2, -1)
@@ -256,11 +277,10 @@ class PointerReadout(nn.Module):
         out = []
         width = PATCH_SIGMA / grid
         with full_precision(hidden):
-            for r, pos, attn, centres, h in self._attend(hidden, context, allowed, select):
+            for r, pos, attn, centres, _ in self._attend(hidden, context, allowed, select, grid):
                 if attn is None:
                     out.append(hidden.new_zeros(len(pos), dtype=torch.float32))
                     continue
-                centres = self._shifted(centres, h, grid)
                 d2 = (centres - points[r, pos].float()[:, None]).pow(2).sum(-1)  # (P, patches)
                 near = (attn * torch.exp(-0.5 * d2 / width**2)).sum(-1)
                 out.append(torch.where(attn.sum(-1) > 0, -torch.log(near + 1e-6), torch.zeros_like(near)))
@@ -268,20 +288,40 @@ class PointerReadout(nn.Module):
             return hidden.new_zeros(0, dtype=torch.float32)
         return torch.cat(out)
 
-    def _shifted(self, centres: torch.Tensor, h: torch.Tensor, grid: int) -> torch.Tensor:
-        """(P, patches, 2) patch centres for each of the P decoder states: moved by its ``shift``, or
-        (1, patches, 2) as they are without one."""
-        if self.shift is None:
-            return centres[None]
-        return centres[None] + (MAX_SHIFT / grid) * torch.tanh(self.shift(h))[:, None, :]
+    def _shift(self, h: torch.Tensor, context: PointerContext, r: int, ok: torch.Tensor) -> torch.Tensor:
+        """(P, 2) pre-tanh (dy, dx) of the P decoder states h of row r; ok (P, Le) as in ``query``.
+
+        With ``shift_words`` the shift also reads the instruction's words through an attention of
+        its own. With the hand's pixel as a candidate the pointer looked at the hand on 99.5% of a
+        drawer stroke's steps and wrote it moved by one fixed shift (-2.2 px) whatever the verb:
+        the stroke is "the hand, moved" one way or the other, and only "open" / "shut" says which,
+        which the decoder state did not carry (nor did it through cross-attention before; handing
+        every decoder position the pooled words, ``ModelConfig.decoder_text``, read the verb but
+        disturbed the pointing the other tasks need). Here the words move only the shift."""
+        shift = self.shift(h)
+        if not self.shift_words:
+            return shift
+        ok = ok & context.is_words[r]
+        cols = ok.any(0).nonzero()[:, 0]
+        if len(cols) == 0:
+            return shift
+        scores = self.shift_q(h) @ context.shift_keys[r, cols].t()
+        return shift + masked_softmax(scores, ok[:, cols]) @ context.shift_values[r, cols]
 
     def _attend(
-        self, hidden: torch.Tensor, context: PointerContext, allowed: torch.Tensor, select: torch.Tensor
+        self,
+        hidden: torch.Tensor,
+        context: PointerContext,
+        allowed: torch.Tensor,
+        select: torch.Tensor,
+        grid: int,
     ):
         """Per row with selected positions: (r, positions, attention (P, patches), patch centres, states).
 
         The attention of each selected position over its own example's image tokens (the 64 of
-        them, not the whole row); None where no position of the row has an image."""
+        them, not the whole row), and the patches' centres as each position sees them: (P, patches,
+        2) moved by its ``shift``, or (1, patches, 2) as they are without one. None where no
+        position of the row has an image."""
         for r in range(hidden.shape[0]):
             pos = select[r].nonzero()[:, 0]
             if len(pos) == 0:
@@ -296,7 +336,11 @@ class PointerReadout(nn.Module):
             attn = masked_softmax(
                 self.query(h, context, r, mine) @ context.keys[r, cols].t(), images[:, cols]
             )
-            yield r, pos, attn, context.centres[r, cols], h
+            centres = context.centres[r, cols][None]
+            if self.shift is not None:
+                move = (MAX_SHIFT / grid) * torch.tanh(self._shift(h, context, r, mine))
+                centres = centres + move[:, None, :]
+            yield r, pos, attn, centres, h
 
 
 def masked_softmax(scores: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:

@@ -222,6 +222,31 @@ def test_the_decoder_state_shifts_where_the_pointer_writes():
     assert shifted == row + bins // grid
 
 
+def test_the_words_move_the_shift_with_shift_words():
+    """``shift_words``: zero-initialised it is the state-only shift; once its values are learned, two
+    instructions ("open" / "shut") move the pointer's patches differently for the same decoder state.
+    It needs the shift it moves."""
+    torch.manual_seed(0)
+    d = 16
+    pointer = PointerReadout(d, dim=8, shift=True, shift_words=True)
+    enc, h = torch.randn(1, 3, d), torch.randn(2, d)
+    no, yes = torch.zeros(1, 3, dtype=torch.bool), torch.ones(1, 3, dtype=torch.bool)
+    ok = torch.ones(2, 3, dtype=torch.bool)
+
+    def shift(words: torch.Tensor) -> torch.Tensor:
+        ctx = pointer.prepare(enc, no, yes, torch.zeros(1, 3, 2, dtype=torch.long), 1, words)
+        return pointer._shift(h, ctx, 0, ok)
+
+    a, b = torch.randn(1, 3, d), torch.randn(1, 3, d)
+    torch.testing.assert_close(shift(a), pointer.shift(h))
+    torch.testing.assert_close(shift(a), shift(b))
+    with torch.no_grad():
+        pointer.shift_v.weight.normal_()
+    assert not torch.allclose(shift(a), shift(b), atol=1e-3)
+    with pytest.raises(ValueError, match="needs pointer_shift=True"):
+        PointerReadout(d, shift=False, shift_words=True)
+
+
 # -- the cause, pinned: image -> position -------------------------------------------------------------
 
 

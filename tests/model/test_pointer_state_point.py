@@ -56,7 +56,12 @@ def test_round_trip_through_the_checkpoint_files(tmp_path, text_tokenizer):
 @pytest.fixture()
 def point_model() -> UnifiedIO:
     cfg = ModelConfig.preset(
-        "tiny", pointer_readout=True, pointer_shift=True, decoder_state=True, action_chunk_size=1
+        "tiny",
+        pointer_readout=True,
+        pointer_shift=True,
+        pointer_shift_words=True,
+        decoder_state=True,
+        action_chunk_size=1,
     )
     torch.manual_seed(0)
     model = UnifiedIO(cfg).eval()
