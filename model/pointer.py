@@ -297,7 +297,9 @@ class PointerReadout(nn.Module):
         the stroke is "the hand, moved" one way or the other, and only "open" / "shut" says which,
         which the decoder state did not carry (nor did it through cross-attention before; handing
         every decoder position the pooled words, ``ModelConfig.decoder_text``, read the verb but
-        disturbed the pointing the other tasks need). Here the words move only the shift."""
+        disturbed the pointing the other tasks need). Here the words move only the shift.
+        Measured on the demo with the hand's pixel (run sw2, seed 0): 42% / 42% against 47% / 47%
+        without it, the stroke's rows unchanged; off in the demo."""
         shift = self.shift(h)
         if not self.shift_words:
             return shift
